@@ -1,0 +1,65 @@
+# adclick: every target installs what it needs first, idempotently.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.8
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-unit test-integration test-e2e up down status bench lint format jars clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (adclick needs Python 3.11)"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/uv || $(BIN)/pip install -q "uv==$(UV_VERSION)"
+	$(BIN)/uv pip sync --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
+	@touch $(STAMP)
+
+requirements.lock: pyproject.toml
+	@test -x $(BIN)/uv || { test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); $(BIN)/pip install -q "uv==$(UV_VERSION)"; }
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+
+jars: install
+	$(BIN)/adclick install
+
+up: install
+	$(BIN)/adclick up
+
+down: install
+	$(BIN)/adclick down
+
+status: install
+	$(BIN)/adclick status
+
+demo: install
+	$(BIN)/adclick demo
+
+test: install
+	$(BIN)/adclick install
+	$(BIN)/pytest tests/unit tests/integration tests/e2e
+
+test-unit: install
+	$(BIN)/pytest tests/unit
+
+test-integration: install
+	$(BIN)/adclick install
+	$(BIN)/pytest tests/integration
+
+test-e2e: install
+	$(BIN)/adclick install
+	$(BIN)/pytest tests/e2e
+
+bench: install
+	$(BIN)/adclick install
+	$(BIN)/python -m bench
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .

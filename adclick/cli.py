@@ -1,0 +1,84 @@
+"""``adclick``: the one entry point, for people and for DAGs.
+
+Subcommands import their implementation lazily, so ``adclick status`` does not load Spark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from adclick.settings import get_settings
+
+
+def _install(args: argparse.Namespace) -> int:
+    from infra.artifacts import install_all
+
+    install_all(get_settings())
+    print("JVM artifacts installed in", get_settings().cache_dir)
+    return 0
+
+
+def _up(args: argparse.Namespace) -> int:
+    from infra.stack import up
+
+    up(get_settings())
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    from infra.stack import down
+
+    down(get_settings())
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from infra.stack import status
+
+    return 0 if status(get_settings()) else 1
+
+
+def _query(args: argparse.Namespace) -> int:
+    from serving.trino_client import print_query
+
+    print_query(get_settings(), args.sql)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="adclick", description="Ad-click counting and aggregation backend.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("install", help="fetch JVM artifacts into the cache (idempotent)").set_defaults(func=_install)
+    sub.add_parser("up", help="start the local stack and wait until it is healthy").set_defaults(func=_up)
+    sub.add_parser("down", help="stop everything `up` started").set_defaults(func=_down)
+    sub.add_parser("status", help="each service's PID, port, health and log").set_defaults(func=_status)
+    q = sub.add_parser("query", help="run SQL on Trino and print the result")
+    q.add_argument("sql")
+    q.set_defaults(func=_query)
+    try:
+        from traffic.commands import add_generate_parser, add_replay_parser
+
+        add_generate_parser(sub)
+        add_replay_parser(sub)
+    except ImportError:  # pragma: no cover - traffic package is part of the project
+        pass
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from infra.errors import StackError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

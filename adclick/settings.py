@@ -1,0 +1,117 @@
+"""The one settings object. Reads the environment (prefix ``ADCLICK_``) and ``.env``.
+
+Local defaults run everything on this machine; a cluster changes only wiring: Kafka bootstrap
+servers, Spark master, lake root (``file://`` or ``s3a://``), Trino host, S3 endpoint.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+JVM_DIR = Path("/usr/lib/jvm")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ADCLICK_", env_file=".env", extra="ignore")
+
+    env: Literal["local", "test", "staging", "prod"] = "local"
+    home: Path = Field(default=PROJECT_ROOT / "var", description="All local state lives under here.")
+    cache_dir: Path = Field(default=Path.home() / ".cache" / "adclick", description="JVM artifact cache.")
+    bind_host: str = "127.0.0.1"
+
+    # Kafka
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    kafka_heap: str = "1g"
+    topic_events: str = "adclick.events"
+    topic_dlq: str = "adclick.events.dlq"
+    topic_partitions: int = 12
+    kafka_retention_hours: int = Field(default=8 * 24, description="Must cover the late-arrival horizon.")
+
+    # Event contract
+    late_horizon_days: int = 7
+    future_skew_minutes: int = 5
+
+    # Spark
+    spark_master: str = "local[2]"
+    spark_driver_memory: str = "4g"
+    spark_shuffle_partitions: int = 4
+    java17_home: Path | None = None
+
+    # Lake
+    lake_root: str = ""
+
+    # Trino
+    trino_host: str = "127.0.0.1"
+    trino_port: int = 8081
+    trino_user: str = "admin"
+    trino_catalog: str = "delta"
+    trino_heap: str = "3g"
+    trino_java_home: Path | None = None
+
+    # Airflow
+    airflow_port: int = 8080
+    airflow_admin_user: str = "admin"
+    airflow_admin_password: SecretStr = SecretStr("admin")
+    airflow_parallelism: int = 2
+
+    # S3-compatible store (cold tier)
+    s3_port: int = 9000
+    s3_endpoint: str = ""
+    s3_access_key: str = "adclick"
+    s3_secret_key: SecretStr = SecretStr("adclick-local-secret")
+    s3_region: str = "us-east-1"
+    s3_bucket: str = "adclick-cold"
+
+    # HTTP services
+    ingest_port: int = 8000
+    query_port: int = 8001
+
+    # Privacy: the key of the HMACs that replace user_id and ip. Required outside local/test.
+    hash_key: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _derive(self) -> Settings:
+        self.home = self.home.expanduser().resolve()
+        self.cache_dir = self.cache_dir.expanduser().resolve()
+        if not self.lake_root:
+            self.lake_root = (self.home / "lake").as_uri()
+        if not self.s3_endpoint:
+            self.s3_endpoint = f"http://{self.bind_host}:{self.s3_port}"
+        return self
+
+    @property
+    def lake_is_local(self) -> bool:
+        return self.lake_root.startswith("file:")
+
+    @property
+    def lake_local_path(self) -> Path:
+        """The lake root as a local path (only for a ``file://`` lake)."""
+        if not self.lake_is_local:
+            raise ValueError(f"lake root {self.lake_root} is not a local file:// path")
+        return Path(self.lake_root.removeprefix("file://"))
+
+    @property
+    def trino_url(self) -> str:
+        return f"http://{self.trino_host}:{self.trino_port}"
+
+    @property
+    def airflow_url(self) -> str:
+        return f"http://{self.bind_host}:{self.airflow_port}"
+
+    def path(self, *parts: str) -> Path:
+        """A path under the data directory."""
+        return self.home.joinpath(*parts)
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process-wide settings (read once)."""
+    return Settings()

@@ -1,0 +1,64 @@
+"""SparkSession factory: Delta and Kafka jars from the local cache, master from settings.
+
+Jars come from the artifact cache that ``adclick install`` fills (never downloaded at run time);
+the same code runs on a cluster by setting ``ADCLICK_SPARK_MASTER``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from adclick.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+def spark_jars(settings: Settings) -> list[Path]:
+    from infra.artifacts import spark_jars as cached
+
+    return cached(settings)
+
+
+def java_env(settings: Settings) -> dict[str, str]:
+    """JAVA_HOME for Spark (Java 17) and the loopback binding."""
+    from infra.java import java17_home
+
+    return {"JAVA_HOME": str(java17_home(settings)), "SPARK_LOCAL_IP": settings.bind_host}
+
+
+def get_spark(
+    app_name: str = "adclick",
+    *,
+    settings: Settings | None = None,
+    extra_conf: dict[str, str] | None = None,
+) -> SparkSession:
+    """A SparkSession with Delta Lake and the Kafka source; reuses the active one if any."""
+    settings = settings or get_settings()
+    os.environ.update(java_env(settings))
+    from pyspark.sql import SparkSession
+
+    jars = ",".join(str(p) for p in spark_jars(settings))
+    builder = (
+        SparkSession.builder.appName(app_name)
+        .master(settings.spark_master)
+        .config("spark.jars", jars)
+        .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
+        .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
+        .config("spark.driver.memory", settings.spark_driver_memory)
+        .config("spark.driver.host", settings.bind_host)
+        .config("spark.driver.bindAddress", settings.bind_host)
+        .config("spark.sql.shuffle.partitions", str(settings.spark_shuffle_partitions))
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.warehouse.dir", str(settings.path("spark-warehouse")))
+        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={settings.path('spark-derby')}")
+        .config("spark.databricks.delta.schema.autoMerge.enabled", "false")
+        .config("spark.sql.streaming.stateStore.providerClass",
+                "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider")
+    )
+    for key, value in (extra_conf or {}).items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()

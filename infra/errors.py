@@ -1,0 +1,7 @@
+"""Errors the stack reports to people, each saying what is wrong and what to do."""
+
+from __future__ import annotations
+
+
+class StackError(RuntimeError):
+    """A problem starting, stopping or installing the local stack."""
