@@ -50,7 +50,9 @@ def _query(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="adclick", description="Ad-click counting and aggregation backend.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("install", help="fetch JVM artifacts into the cache (idempotent)").set_defaults(func=_install)
+    sub.add_parser("install", help="fetch JVM artifacts into the cache (idempotent)").set_defaults(
+        func=_install
+    )
     sub.add_parser("up", help="start the local stack and wait until it is healthy").set_defaults(func=_up)
     sub.add_parser("down", help="stop everything `up` started").set_defaults(func=_down)
     sub.add_parser("status", help="each service's PID, port, health and log").set_defaults(func=_status)

@@ -159,7 +159,9 @@ class IncomingEvent(_Common):
         for key, value in extras.items():
             text = value if isinstance(value, str) else orjson.dumps(value).decode()
             if len(key) > MAX_ID or len(text) > MAX_ATTRIBUTE_VALUE:
-                raise ContractError(key, f"unknown field too long (name <= {MAX_ID}, value <= {MAX_ATTRIBUTE_VALUE})")
+                raise ContractError(
+                    key, f"unknown field too long (name <= {MAX_ID}, value <= {MAX_ATTRIBUTE_VALUE})"
+                )
             out[key] = text
         return out
 

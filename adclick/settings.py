@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     spark_master: str = "local[2]"
     spark_driver_memory: str = "4g"
     spark_shuffle_partitions: int = 4
+    spark_ui: bool = False
     java17_home: Path | None = None
 
     # Lake

@@ -52,12 +52,16 @@ def get_spark(
         .config("spark.driver.bindAddress", settings.bind_host)
         .config("spark.sql.shuffle.partitions", str(settings.spark_shuffle_partitions))
         .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.ui.enabled", "false")
+        .config("spark.ui.enabled", str(settings.spark_ui).lower())
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.databricks.delta.snapshotPartitions", str(settings.spark_shuffle_partitions))
         .config("spark.sql.warehouse.dir", str(settings.path("spark-warehouse")))
         .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={settings.path('spark-derby')}")
         .config("spark.databricks.delta.schema.autoMerge.enabled", "false")
-        .config("spark.sql.streaming.stateStore.providerClass",
-                "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider")
+        .config(
+            "spark.sql.streaming.stateStore.providerClass",
+            "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
+        )
     )
     for key, value in (extra_conf or {}).items():
         builder = builder.config(key, value)

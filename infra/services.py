@@ -123,9 +123,20 @@ def _prepare_kafka(s: Settings) -> None:
     cluster_id = base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
     java = java17_home(s) / "bin" / "java"
     proc = subprocess.run(
-        [str(java), "-cp", artifacts.kafka_classpath(s), f"-Dlog4j2.configurationFile={d / 'log4j2.yaml'}",
-         "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "--config", str(d / "server.properties")],
-        capture_output=True, text=True,
+        [
+            str(java),
+            "-cp",
+            artifacts.kafka_classpath(s),
+            f"-Dlog4j2.configurationFile={d / 'log4j2.yaml'}",
+            "kafka.tools.StorageTool",
+            "format",
+            f"--cluster-id={cluster_id}",
+            "--config",
+            str(d / "server.properties"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if proc.returncode != 0:
         raise StackError(f"formatting Kafka storage in {d / 'data'} failed:\n{proc.stdout}{proc.stderr}")
@@ -156,9 +167,17 @@ def kafka_service(s: Settings) -> Service:
     return Service(
         name="kafka",
         command=[
-            str(java), f"-Xms{s.kafka_heap}", f"-Xmx{s.kafka_heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
-            f"-Dlog4j2.configurationFile={d / 'log4j2.yaml'}", f"-Dkafka.logs.dir={d / 'logs'}",
-            "-cp", artifacts.kafka_classpath(s), "kafka.Kafka", str(d / "server.properties"),
+            str(java),
+            f"-Xms{s.kafka_heap}",
+            f"-Xmx{s.kafka_heap}",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={d / 'log4j2.yaml'}",
+            f"-Dkafka.logs.dir={d / 'logs'}",
+            "-cp",
+            artifacts.kafka_classpath(s),
+            "kafka.Kafka",
+            str(d / "server.properties"),
         ],
         port=s.kafka_port,
         url=f"kafka://{s.kafka_bootstrap_servers}",
@@ -186,28 +205,44 @@ def _prepare_trino(s: Settings) -> None:
         f"node.bind-ip={s.bind_host}\n"
     )
     (etc / "jvm.config").write_text(
-        "\n".join([
-            "-server", f"-Xmx{s.trino_heap}", f"-Xms{s.trino_heap}", "-XX:+UseG1GC", "-XX:G1HeapRegionSize=32M",
-            "-XX:+ExplicitGCInvokesConcurrent", "-XX:+ExitOnOutOfMemoryError", "-XX:-OmitStackTraceInFastThrow",
-            "-XX:ReservedCodeCacheSize=256M", "-XX:PerMethodRecompilationCutoff=10000",
-            "-XX:PerBytecodeRecompilationCutoff=10000", "-Djdk.attach.allowAttachSelf=true",
-            "-Djdk.nio.maxCachedBufferSize=2000000", "-Dfile.encoding=UTF-8", "-XX:+EnableDynamicAgentLoading",
-            "-XX:ActiveProcessorCount=2",
-        ]) + "\n"
+        "\n".join(
+            [
+                "-server",
+                f"-Xmx{s.trino_heap}",
+                f"-Xms{s.trino_heap}",
+                "-XX:+UseG1GC",
+                "-XX:G1HeapRegionSize=32M",
+                "-XX:+ExplicitGCInvokesConcurrent",
+                "-XX:+ExitOnOutOfMemoryError",
+                "-XX:-OmitStackTraceInFastThrow",
+                "-XX:ReservedCodeCacheSize=256M",
+                "-XX:PerMethodRecompilationCutoff=10000",
+                "-XX:PerBytecodeRecompilationCutoff=10000",
+                "-Djdk.attach.allowAttachSelf=true",
+                "-Djdk.nio.maxCachedBufferSize=2000000",
+                "-Dfile.encoding=UTF-8",
+                "-XX:+EnableDynamicAgentLoading",
+                "-XX:ActiveProcessorCount=2",
+            ]
+        )
+        + "\n"
     )
     (etc / "config.properties").write_text(
-        "\n".join([
-            "coordinator=true",
-            "node-scheduler.include-coordinator=true",
-            f"http-server.http.port={s.trino_port}",
-            f"discovery.uri=http://{s.bind_host}:{s.trino_port}",
-            f"node.internal-address={s.bind_host}",
-            "query.max-memory=2GB",
-            "query.max-memory-per-node=1GB",
-            "task.concurrency=2",
-            "task.max-worker-threads=4",
-            "catalog.management=static",
-        ]) + "\n"
+        "\n".join(
+            [
+                "coordinator=true",
+                "node-scheduler.include-coordinator=true",
+                f"http-server.http.port={s.trino_port}",
+                f"discovery.uri=http://{s.bind_host}:{s.trino_port}",
+                f"node.internal-address={s.bind_host}",
+                "query.max-memory=2GB",
+                "query.max-memory-per-node=1GB",
+                "task.concurrency=2",
+                "task.max-worker-threads=4",
+                "catalog.management=static",
+            ]
+        )
+        + "\n"
     )
     (etc / "log.properties").write_text("io.trino=INFO\n")
     lake = s.lake_local_path if s.lake_is_local else None
@@ -226,7 +261,9 @@ def _prepare_trino(s: Settings) -> None:
 
 
 def trino_healthy(s: Settings) -> bool:
-    return _http_ok(f"{s.trino_url}/v1/info", lambda r: r.status_code == 200 and not r.json().get("starting", True))
+    return _http_ok(
+        f"{s.trino_url}/v1/info", lambda r: r.status_code == 200 and not r.json().get("starting", True)
+    )
 
 
 def trino_service(s: Settings) -> Service:
@@ -236,7 +273,10 @@ def trino_service(s: Settings) -> Service:
     return Service(
         name="trino",
         command=[
-            str(server / "bin" / "launcher"), "run", f"--etc-dir={d / 'etc'}", f"--data-dir={d / 'data'}",
+            str(server / "bin" / "launcher"),
+            "run",
+            f"--etc-dir={d / 'etc'}",
+            f"--data-dir={d / 'data'}",
         ],
         env={"JAVA_HOME": str(java_home), "PATH": f"{java_home / 'bin'}:{os.environ.get('PATH', '')}"},
         port=s.trino_port,
@@ -245,6 +285,9 @@ def trino_service(s: Settings) -> Service:
         prepare=lambda: _prepare_trino(s),
         start_timeout=180,
     )
+
+
+SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 
 
 # --- Airflow ------------------------------------------------------------------------------------
@@ -266,7 +309,7 @@ def airflow_env(s: Settings) -> dict[str, str]:
         "AIRFLOW__CORE__PARALLELISM": str(s.airflow_parallelism),
         "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(s.airflow_parallelism),
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+        "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{s.airflow_admin_user}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(d / "passwords.json"),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{s.bind_host}:{s.airflow_port}/execution/",
@@ -304,7 +347,9 @@ def _prepare_airflow(s: Settings) -> None:
     passwords.write_text(json.dumps({s.airflow_admin_user: s.airflow_admin_password.get_secret_value()}))
     passwords.chmod(0o600)
     env = {**os.environ, **airflow_env(s)}
-    proc = subprocess.run([_airflow_bin(), "db", "migrate"], env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [_airflow_bin(), "db", "migrate"], env=env, capture_output=True, text=True, check=False
+    )
     if proc.returncode != 0:
         raise StackError(f"airflow db migrate failed:\n{proc.stdout[-2000:]}{proc.stderr[-3000:]}")
     db = d / "airflow.db"
@@ -347,8 +392,11 @@ def airflow_services(s: Settings) -> list[Service]:
     # from the shared log folder, so it is not started.
     others = [
         Service(name=f"airflow-{c}", command=[*base, c, *flags], env=env, port=0, health=lambda: True)
-        for c, flags in (("scheduler", ["--skip-serve-logs"]), ("dag-processor", []),
-                         ("triggerer", ["--skip-serve-logs"]))
+        for c, flags in (
+            ("scheduler", ["--skip-serve-logs"]),
+            ("dag-processor", []),
+            ("triggerer", ["--skip-serve-logs"]),
+        )
     ]
     return [api, *others]
 
@@ -365,16 +413,19 @@ def _prepare_s3(s: Settings) -> None:
     (d / "data").mkdir(parents=True, exist_ok=True)
     props = d / "s3proxy.properties"
     props.write_text(
-        "\n".join([
-            f"s3proxy.endpoint=http://{s.bind_host}:{s.s3_port}",
-            "s3proxy.authorization=aws-v2-or-v4",
-            f"s3proxy.identity={s.s3_access_key}",
-            f"s3proxy.credential={s.s3_secret_key.get_secret_value()}",
-            "jclouds.provider=filesystem",
-            f"jclouds.filesystem.basedir={d / 'data'}",
-            f"jclouds.identity={s.s3_access_key}",
-            f"jclouds.credential={s.s3_secret_key.get_secret_value()}",
-        ]) + "\n"
+        "\n".join(
+            [
+                f"s3proxy.endpoint=http://{s.bind_host}:{s.s3_port}",
+                "s3proxy.authorization=aws-v2-or-v4",
+                f"s3proxy.identity={s.s3_access_key}",
+                f"s3proxy.credential={s.s3_secret_key.get_secret_value()}",
+                "jclouds.provider=filesystem",
+                f"jclouds.filesystem.basedir={d / 'data'}",
+                f"jclouds.identity={s.s3_access_key}",
+                f"jclouds.credential={s.s3_secret_key.get_secret_value()}",
+            ]
+        )
+        + "\n"
     )
     props.chmod(0o600)
 
@@ -388,8 +439,14 @@ def s3_service(s: Settings) -> Service:
     java = java17_home(s) / "bin" / "java"
     return Service(
         name="s3",
-        command=[str(java), "-Xmx256m", "-jar", str(artifacts.s3proxy_jar(s)), "--properties",
-                 str(d / "s3proxy.properties")],
+        command=[
+            str(java),
+            "-Xmx256m",
+            "-jar",
+            str(artifacts.s3proxy_jar(s)),
+            "--properties",
+            str(d / "s3proxy.properties"),
+        ],
         port=s.s3_port,
         url=s.s3_endpoint,
         health=lambda: s3_healthy(s),

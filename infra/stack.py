@@ -7,6 +7,7 @@ every health check, then creates the Kafka topics and the S3 bucket (both idempo
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 
@@ -68,14 +69,18 @@ def wait_healthy(s: Settings, services: list[Service], log: Log) -> None:
         for name, svc in list(pending.items()):
             state = info.get(name, {}).get("statename")
             if state in ("FATAL", "EXITED", "BACKOFF"):
-                raise StackError(f"{name} failed to start ({state}); last lines of {supervisor.log_file(s, name)}:\n"
-                                 + _tail(supervisor.log_file(s, name)))
+                raise StackError(
+                    f"{name} failed to start ({state}); last lines of {supervisor.log_file(s, name)}:\n"
+                    + _tail(supervisor.log_file(s, name))
+                )
             if state == "RUNNING" and svc.health():
                 log(f"  {name:<22} healthy after {time.monotonic() - started:5.1f}s")
                 del pending[name]
             elif time.monotonic() - started > svc.start_timeout:
-                raise StackError(f"{name} not healthy after {svc.start_timeout}s; last lines of "
-                                 f"{supervisor.log_file(s, name)}:\n" + _tail(supervisor.log_file(s, name)))
+                raise StackError(
+                    f"{name} not healthy after {svc.start_timeout}s; last lines of "
+                    f"{supervisor.log_file(s, name)}:\n" + _tail(supervisor.log_file(s, name))
+                )
         if pending and time.monotonic() - last_report > 15:
             last_report = time.monotonic()
             log(f"  waiting for {', '.join(pending)} ({time.monotonic() - started:.0f}s)")
@@ -99,15 +104,18 @@ def ensure_topics(s: Settings) -> list[str]:
         existing = set(admin.list_topics())
         retention = str(s.kafka_retention_hours * 3600 * 1000)
         wanted = [
-            NewTopic(t, num_partitions=s.topic_partitions, replication_factor=1,
-                     topic_configs={"retention.ms": retention, "min.insync.replicas": "1"})
-            for t in (s.topic_events, s.topic_dlq) if t not in existing
+            NewTopic(
+                t,
+                num_partitions=s.topic_partitions,
+                replication_factor=1,
+                topic_configs={"retention.ms": retention, "min.insync.replicas": "1"},
+            )
+            for t in (s.topic_events, s.topic_dlq)
+            if t not in existing
         ]
         if wanted:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # created by a concurrent `up`
                 admin.create_topics(wanted)
-            except TopicAlreadyExistsError:
-                pass
         return [t.name for t in wanted]
     finally:
         admin.close()
@@ -118,8 +126,11 @@ def s3_client(s: Settings):
     from botocore.config import Config
 
     return boto3.client(
-        "s3", endpoint_url=s.s3_endpoint, aws_access_key_id=s.s3_access_key,
-        aws_secret_access_key=s.s3_secret_key.get_secret_value(), region_name=s.s3_region,
+        "s3",
+        endpoint_url=s.s3_endpoint,
+        aws_access_key_id=s.s3_access_key,
+        aws_secret_access_key=s.s3_secret_key.get_secret_value(),
+        region_name=s.s3_region,
         config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
     )
 
@@ -170,7 +181,9 @@ def down(s: Settings, log: Log = print) -> None:
     left = [p for p in ours if psutil.pid_exists(p)]
     while left and time.monotonic() < deadline:
         time.sleep(0.3)
-        left = [p for p in left if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+        left = [
+            p for p in left if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+        ]
     if left:
         raise StackError(f"processes still running after shutdown: {left}")
     log(f"stack stopped (supervisord PID {pid} and {len(ours)} child processes)")
@@ -190,8 +203,10 @@ def status(s: Settings, log: Log = print) -> bool:
         state = p.get("statename", "ABSENT")
         healthy = state == "RUNNING" and svc.health()
         all_ok &= healthy
-        log(f"{svc.name:<22} {state:<9} {p.get('pid') or '-':>7} {svc.port or '-':>6}  "
-            f"{'healthy' if healthy else 'DOWN':<9} {supervisor.log_file(s, svc.name)}")
+        log(
+            f"{svc.name:<22} {state:<9} {p.get('pid') or '-':>7} {svc.port or '-':>6}  "
+            f"{'healthy' if healthy else 'DOWN':<9} {supervisor.log_file(s, svc.name)}"
+        )
     log("")
     print_urls(s, services, log)
     return all_ok

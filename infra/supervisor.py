@@ -135,7 +135,7 @@ def start(s: Settings, services: list[Service]) -> None:
                 p.supervisor.startProcess(svc.name, False)
         return
     supervisord = str(Path(sys.executable).parent / "supervisord")
-    proc = subprocess.run([supervisord, "-c", str(conf_path(s))], capture_output=True, text=True)
+    proc = subprocess.run([supervisord, "-c", str(conf_path(s))], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise StackError(f"supervisord failed to start:\n{proc.stdout}{proc.stderr}")
     deadline = time.monotonic() + 20

@@ -184,7 +184,7 @@ def _generate(args: argparse.Namespace) -> int:
     from adclick.privacy import MissingHashKeyError, hash_key
     from adclick.settings import get_settings
     from traffic.generator import GeneratorConfig, generate, generate_timed
-    from traffic.sinks import ApiError, post_to_api, send_to_kafka, write_ndjson
+    from traffic.sinks import SinkError, post_to_api, send_to_kafka, write_ndjson
     from traffic.truth import Truth
 
     settings = get_settings()
@@ -241,7 +241,7 @@ def _generate(args: argparse.Namespace) -> int:
                 compress=args.gzip,
             )
             label = "api"
-    except ApiError as exc:
+    except SinkError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.truth is not None:
@@ -260,7 +260,7 @@ def _replay(args: argparse.Namespace) -> int:
     from adclick.privacy import MissingHashKeyError
     from adclick.settings import get_settings
     from traffic.replay import ReplayError, ReplayStats, replay_events
-    from traffic.sinks import ApiError, post_to_api, send_to_kafka, with_clock, write_ndjson
+    from traffic.sinks import SinkError, post_to_api, send_to_kafka, with_clock, write_ndjson
 
     settings = get_settings()
     now = now_utc()
@@ -291,7 +291,7 @@ def _replay(args: argparse.Namespace) -> int:
         else:
             result = send_to_kafka(with_clock(events, end), settings=settings)
             label = f"kafka {settings.topic_events}"
-    except (ReplayError, ApiError, MissingHashKeyError) as exc:
+    except (ReplayError, SinkError, MissingHashKeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(

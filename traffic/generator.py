@@ -100,6 +100,7 @@ class GeneratorConfig:
     Volume: ``clicks`` (a target for distinct clicks, bot clicks included; the realised count is
     close to it, the exact one is in the truth) or ``impressions_per_second`` (mean impression rate,
     shaped by a diurnal curve when ``diurnal``). With neither, ``clicks`` is :data:`DEFAULT_CLICKS`.
+    Keep ``duration`` within the API's late-arrival horizon (7 days) if the events are to be sent.
     """
 
     start: datetime

@@ -36,6 +36,10 @@ MAX_BATCH = 1_000
 _KEPT_ERRORS = 100
 
 
+class SinkError(RuntimeError):
+    """A sink cannot deliver (Kafka unreachable, the API refusing a batch or out of retries)."""
+
+
 class Progress:
     """A ``label: total, rate`` line on ``stream`` (stderr) at most every ``every_seconds``."""
 
@@ -143,15 +147,19 @@ def with_clock(events: Iterable[dict[str, Any]], now: datetime) -> Iterator[tupl
 def make_producer(settings: Settings, *, linger_ms: int = 20, compression_type: str = "gzip") -> Any:
     """A kafka-python producer for the events topic: ``acks=all`` so a sent event is durable."""
     from kafka import KafkaProducer
+    from kafka.errors import KafkaError
 
-    return KafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
-        client_id="adclick-traffic",
-        acks="all",
-        linger_ms=linger_ms,
-        compression_type=compression_type,
-        retries=5,
-    )
+    try:
+        return KafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
+            client_id="adclick-traffic",
+            acks="all",
+            linger_ms=linger_ms,
+            compression_type=compression_type,
+            retries=5,
+        )
+    except KafkaError as exc:
+        raise SinkError(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc!r}") from exc
 
 
 def send_to_kafka(
@@ -216,7 +224,7 @@ def send_to_kafka(
 # --- ingestion HTTP API -----------------------------------------------------------------------
 
 
-class ApiError(RuntimeError):
+class ApiError(SinkError):
     """The ingestion API refused a batch for good (not 429/503), or retries ran out."""
 
 
@@ -310,7 +318,7 @@ def post_to_api(
     compress: bool = False,
     client: Any | None = None,
     timeout: float = 30.0,
-    max_retries: int = 8,
+    max_retries: int = 6,
     max_wait: float = 60.0,
     sleep: Callable[[float], None] = time.sleep,
     progress: Progress | None = None,

@@ -6,6 +6,10 @@ the number of duplicate (retried) sends, late events, bot clicks, per-variant fu
 dimension rows (``ads``: ad -> campaign -> advertiser + CPC; ``users``: pseudonymised user key ->
 age group, segment). Counts are exact; tests and the acceptance checks compare the lake with them.
 
+A duplicate send (client retry) counts only in ``events_sent`` and ``duplicate_sends``; a late event
+is a distinct event first sent at least ``min_lateness`` after its event time; bot clicks are
+distinct clicks of the bot bursts (described in ``bots``).
+
 Keys: days are ``YYYY-MM-DD`` and minutes ``YYYY-MM-DDTHH:MM`` (UTC, the minute the event time
 falls in). Serialised with :meth:`Truth.to_json` / :meth:`Truth.from_json`.
 """

@@ -179,7 +179,9 @@ def test_error_reason_is_readable() -> None:
 
 
 def kafka_record(obj: dict[str, Any], **kwargs: Any) -> Event:
-    return to_event(validate_incoming(obj, now=NOW), key=LOCAL_DEV_KEY, received_at_ms=1_740_830_400_000, **kwargs)
+    return to_event(
+        validate_incoming(obj, now=NOW), key=LOCAL_DEV_KEY, received_at_ms=1_740_830_400_000, **kwargs
+    )
 
 
 def test_to_event_hashes_personal_data() -> None:
@@ -283,7 +285,8 @@ def test_json_schema_requires_the_contract_fields() -> None:
 
 _json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40)
 _json_values = st.recursive(
-    _json_scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    _json_scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
 )
 _field_names = st.sampled_from([*IncomingEvent.model_fields, "extra", "device"])
 

@@ -1,0 +1,34 @@
+"""
+### trino_catalog
+
+Registers every Delta table of the lake in Trino's `delta` catalog, so SQL users and BI tools
+see new tables without a manual step. Idempotent: a registered table is left alone, a table
+whose Delta log does not exist yet is reported as `absent`.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import dag, task
+
+
+@dag(
+    schedule="@hourly",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    default_args={"retries": 2},
+    tags=["adclick", "serving"],
+    doc_md=__doc__,
+)
+def trino_catalog():
+    @task
+    def register_tables() -> dict[str, str]:
+        from adclick.settings import get_settings
+        from serving.registry import register_all
+
+        return register_all(get_settings())
+
+    register_tables()
+
+
+trino_catalog()

@@ -1,0 +1,1 @@
+"""Serving layer: Trino catalog registration, serving views (SQL files) and the query API."""
