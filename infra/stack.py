@@ -189,6 +189,20 @@ def down(s: Settings, log: Log = print) -> None:
     log(f"stack stopped (supervisord PID {pid} and {len(ours)} child processes)")
 
 
+def tree_rss(pid: int) -> int:
+    """Resident memory of a process and all its descendants, in bytes."""
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    total = 0
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            total += p.memory_info().rss
+    return total
+
+
 def status(s: Settings, log: Log = print) -> bool:
     """Print each service's PID, port, health and log; True when all are healthy."""
     services = all_services(s)
@@ -197,15 +211,16 @@ def status(s: Settings, log: Log = print) -> bool:
         log(f"stack is not running (state in {s.home}); start it with `adclick up`")
         return False
     all_ok = True
-    log(f"{'service':<22} {'state':<9} {'pid':>7} {'port':>6}  {'health':<9} log")
+    log(f"{'service':<22} {'state':<9} {'pid':>7} {'port':>6}  {'health':<8} {'rss':>8}  log")
     for svc in services:
         p = info.get(svc.name, {})
         state = p.get("statename", "ABSENT")
         healthy = state == "RUNNING" and svc.health()
         all_ok &= healthy
+        rss = f"{tree_rss(p['pid']) / 1024**2:.0f} MiB" if p.get("pid") else "-"
         log(
             f"{svc.name:<22} {state:<9} {p.get('pid') or '-':>7} {svc.port or '-':>6}  "
-            f"{'healthy' if healthy else 'DOWN':<9} {supervisor.log_file(s, svc.name)}"
+            f"{'healthy' if healthy else 'DOWN':<8} {rss:>8}  {supervisor.log_file(s, svc.name)}"
         )
     log("")
     print_urls(s, services, log)

@@ -1,0 +1,1 @@
+"""Benchmarks: each module prints one summary line and writes ``bench/results/<name>.json``."""

@@ -1,0 +1,47 @@
+"""``python -m bench [name ...]``: run the benchmarks under bench/ against the local stack.
+
+Starts the stack when it is not running (and stops it afterwards); a benchmark module is any
+``bench/*.py`` with a ``run(settings)`` function.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+from adclick.settings import get_settings
+
+HERE = Path(__file__).resolve().parent
+NOT_BENCHMARKS = {"__init__", "__main__", "result"}
+
+
+def discover() -> list[str]:
+    return sorted(p.stem for p in HERE.glob("*.py") if p.stem not in NOT_BENCHMARKS)
+
+
+def main(argv: list[str]) -> int:
+    from infra.stack import down, status, up
+
+    names = argv or discover()
+    unknown = sorted(set(names) - set(discover()))
+    if unknown:
+        print(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(discover())}", file=sys.stderr)
+        return 2
+    settings = get_settings()
+    started = False
+    if not status(settings, log=lambda _line: None):
+        up(settings)
+        started = True
+    try:
+        for name in names:
+            print(f"== {name}", flush=True)
+            importlib.import_module(f"bench.{name}").run(settings)
+    finally:
+        if started:
+            down(settings)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,87 @@
+"""kafka_producer_baseline: the ceiling for every ingestion figure.
+
+Kafka's own ``ProducerPerformance`` tool (Java) and a kafka-python producer, side by side in one
+run against the same broker and a fresh topic with the partition count of ``adclick.events``:
+150-byte records, acks=all, the same linger and batch size. Reports kafka-python's records/s
+with the Java tool as the peer.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+import uuid
+
+from adclick.settings import Settings
+from bench.result import write_result
+from infra import artifacts
+from infra.java import java17_home
+
+RECORDS = int(os.environ.get("BENCH_PRODUCER_RECORDS", "500000"))
+RECORD_SIZE = 150
+LINGER_MS = 5
+BATCH_SIZE = 262144
+
+
+def _java_producer_perf(settings: Settings, topic: str) -> dict[str, float]:
+    cmd = [
+        str(java17_home(settings) / "bin" / "java"), "-Xmx512m", "-cp", artifacts.kafka_classpath(settings),
+        "org.apache.kafka.tools.ProducerPerformance", "--topic", topic, "--num-records", str(RECORDS),
+        "--record-size", str(RECORD_SIZE), "--throughput", "-1", "--producer-props",
+        f"bootstrap.servers={settings.kafka_bootstrap_servers}", "acks=all", f"linger.ms={LINGER_MS}",
+        f"batch.size={BATCH_SIZE}", "compression.type=none",
+    ]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=600).stdout
+    final = [line for line in out.splitlines() if "records sent" in line][-1]
+    rate = float(re.search(r"([\d.]+) records/sec", final).group(1))
+    lat = [float(x) for x in re.findall(r"([\d.]+) ms", final)]
+    return {"records_per_s": rate, "avg_ms": lat[0], "max_ms": lat[1], "p50_ms": lat[2], "p99_ms": lat[4]}
+
+
+def _python_producer(settings: Settings, topic: str) -> dict[str, float]:
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=LINGER_MS,
+        batch_size=BATCH_SIZE, compression_type=None, max_in_flight_requests_per_connection=5,
+    )  # fmt: skip
+    payload = os.urandom(RECORD_SIZE // 2).hex().encode()
+    producer.send(topic, payload).get(timeout=30)  # connect and fetch metadata before timing
+    start = time.perf_counter()
+    for _ in range(RECORDS):
+        producer.send(topic, payload)
+    producer.flush()
+    elapsed = time.perf_counter() - start
+    producer.close()
+    return {"records_per_s": RECORDS / elapsed, "seconds": elapsed}
+
+
+def run(settings: Settings) -> dict:
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    topic = f"bench.producer.{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin.create_topics([NewTopic(topic, num_partitions=settings.topic_partitions, replication_factor=1)])
+    try:
+        java = _java_producer_perf(settings, topic)
+        python = _python_producer(settings, topic)
+    finally:
+        admin.delete_topics([topic])
+        admin.close()
+    mb = RECORD_SIZE / 1e6
+    return write_result(
+        "kafka_producer_baseline",
+        metric="kafka-python producer throughput",
+        value=python["records_per_s"],
+        unit="records/s",
+        peer={"name": "kafka ProducerPerformance (Java)", "value": round(java["records_per_s"], 1)},
+        params={"records": RECORDS, "record_bytes": RECORD_SIZE, "acks": "all", "linger_ms": LINGER_MS,
+                "batch_size": BATCH_SIZE, "partitions": settings.topic_partitions, "compression": "none"},
+        summary=(f"kafka-python {python['records_per_s']:,.0f} rec/s ({python['records_per_s'] * mb:.1f} MB/s), "
+                 f"Java ProducerPerformance {java['records_per_s']:,.0f} rec/s "
+                 f"({java['records_per_s'] * mb:.1f} MB/s, p99 {java['p99_ms']:.0f} ms)"),
+        java=java,
+        python=python,
+    )  # fmt: skip
