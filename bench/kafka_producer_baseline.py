@@ -71,6 +71,7 @@ def run(settings: Settings) -> dict:
         admin.delete_topics([topic])
         admin.close()
     mb = RECORD_SIZE / 1e6
+    py_rate, java_rate = python["records_per_s"], java["records_per_s"]
     return write_result(
         "kafka_producer_baseline",
         metric="kafka-python producer throughput",
@@ -79,9 +80,9 @@ def run(settings: Settings) -> dict:
         peer={"name": "kafka ProducerPerformance (Java)", "value": round(java["records_per_s"], 1)},
         params={"records": RECORDS, "record_bytes": RECORD_SIZE, "acks": "all", "linger_ms": LINGER_MS,
                 "batch_size": BATCH_SIZE, "partitions": settings.topic_partitions, "compression": "none"},
-        summary=(f"kafka-python {python['records_per_s']:,.0f} rec/s ({python['records_per_s'] * mb:.1f} MB/s), "
-                 f"Java ProducerPerformance {java['records_per_s']:,.0f} rec/s "
-                 f"({java['records_per_s'] * mb:.1f} MB/s, p99 {java['p99_ms']:.0f} ms)"),
+        summary=(f"kafka-python {py_rate:,.0f} rec/s ({py_rate * mb:.1f} MB/s), "
+                 f"Java ProducerPerformance {java_rate:,.0f} rec/s ({java_rate * mb:.1f} MB/s, "
+                 f"p99 {java['p99_ms']:.0f} ms)"),
         java=java,
         python=python,
     )  # fmt: skip
