@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-unit test-integration test-e2e up down status bench lint format jars clean
+.PHONY: lock install demo test test-unit test-integration test-e2e up down status bench lint format jars clean
 
 install: $(STAMP)
 
@@ -18,7 +18,8 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
 	@touch $(STAMP)
 
-requirements.lock: pyproject.toml
+# Re-resolve the pinned versions after changing pyproject.toml (never implicit: installs stay reproducible).
+lock:
 	@test -x $(BIN)/uv || { test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); $(BIN)/pip install -q "uv==$(UV_VERSION)"; }
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
 

@@ -36,8 +36,13 @@ LAYERS = ("bronze", "silver", "speed", "gold", "ops", "dims")
 TABLES: dict[str, Table] = {
     t.logical_name: t
     for t in [
-        Table("bronze", "events", ("event_date", "region"), "one row per Kafka record"),
-        Table("bronze", "rejects", ("reject_date",), "one row per record that failed parsing or validation"),
+        Table("bronze", "events", ("event_date", "region"), "one row per Kafka record of a valid event"),
+        Table(
+            "bronze",
+            "rejects",
+            ("reject_date",),
+            "one row per Kafka record that failed parsing or validation",
+        ),
     ]
 }
 

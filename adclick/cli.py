@@ -47,6 +47,20 @@ def _query(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from adclick.demo import run
+
+    run(get_settings(), clicks=args.clicks)
+    return 0
+
+
+def _stream(args: argparse.Namespace) -> int:
+    from speed_layer.app import run
+
+    run(get_settings(), queries=tuple(args.queries.split(",")), available_now=args.available_now)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="adclick", description="Ad-click counting and aggregation backend.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -56,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("up", help="start the local stack and wait until it is healthy").set_defaults(func=_up)
     sub.add_parser("down", help="stop everything `up` started").set_defaults(func=_down)
     sub.add_parser("status", help="each service's PID, port, health and log").set_defaults(func=_status)
+    d = sub.add_parser("demo", help="the whole flow on this machine, narrated (leaves the stack running)")
+    d.add_argument("--clicks", type=int, default=3000, help="synthetic clicks to generate (default 3000)")
+    d.set_defaults(func=_demo)
+    st = sub.add_parser("stream", help="run the stream application (bronze landing, speed layer)")
+    st.add_argument("--queries", default="bronze", help="comma-separated queries to run (default: bronze)")
+    st.add_argument("--available-now", action="store_true", help="process what Kafka holds, then stop")
+    st.set_defaults(func=_stream)
     q = sub.add_parser("query", help="run SQL on Trino and print the result")
     q.add_argument("sql")
     q.set_defaults(func=_query)

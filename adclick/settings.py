@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     spark_ui: bool = False
     java17_home: Path | None = None
 
+    # Stream application (bronze landing + speed layer)
+    stream_trigger_seconds: float = 2.0
+    stream_max_offsets_per_trigger: int = 500_000
+    stream_starting_offsets: Literal["earliest", "latest"] = "earliest"
+
     # Lake
     lake_root: str = ""
 
@@ -74,6 +79,42 @@ class Settings(BaseSettings):
     # HTTP services
     ingest_port: int = 8000
     query_port: int = 8001
+
+    # Ingestion API
+    api_keys: dict[str, SecretStr] = Field(
+        default_factory=dict, description="Publisher -> API key (X-Api-Key); empty = no authentication."
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="Peer IPs whose X-Forwarded-For is believed; empty = none."
+    )
+    rate_limit_per_ip: float = Field(default=2_000.0, description="Events/s refilled per client IP.")
+    rate_limit_per_ip_burst: int = Field(default=20_000, description="Events a client IP may send at once.")
+    rate_limit_per_key: float = Field(default=20_000.0, description="Events/s refilled per API key.")
+    rate_limit_per_key_burst: int = Field(default=100_000, description="Events an API key may send at once.")
+    max_body_bytes: int = Field(default=5 * 1024 * 1024, description="Request body as sent (compressed).")
+    max_decompressed_bytes: int = Field(default=32 * 1024 * 1024, description="Body after gunzip.")
+    max_batch_events: int = 10_000
+    max_json_depth: int = Field(default=8, description="Nesting depth of one event (an event object = 1).")
+    edge_country_header: str = "CloudFront-Viewer-Country"
+    produce_timeout_seconds: float = Field(default=5.0, description="Wait for Kafka acks, then spool.")
+    spool_max_bytes: int = Field(default=1024 * 1024 * 1024, description="Local spool cap; full -> 503.")
+    spool_segment_bytes: int = 64 * 1024 * 1024
+    spool_fsync: Literal["always", "never"] = Field(
+        default="always", description="always: fsync before answering 202 (durable); never: page cache only."
+    )
+    dedup_window_seconds: int = Field(default=600, description="Duplicate hint remembers ids this long.")
+    dedup_expected_rate: int = Field(default=5_000, description="Events/s the dedup filters are sized for.")
+    dedup_false_positive_rate: float = Field(
+        default=1e-6, description="Per filter; a false positive drops a genuine event, so keep it tiny."
+    )
+    hot_key_share: float = Field(default=0.05, description="Share of recent traffic that makes an ad hot.")
+    hot_key_salts: int = Field(default=8, description="Kafka keys a hot ad is spread over (ad_id#0..n-1).")
+    hot_key_window_seconds: float = Field(default=10.0, description="Half-life of the heavy-hitter sketch.")
+    redirect_key: SecretStr | None = Field(
+        default=None, description="HMAC key of click-redirect tokens; required outside local/test."
+    )
+    redirect_ttl_seconds: int = Field(default=30 * 24 * 3600, description="How long a click URL stays valid.")
+    click_user_cookie: str = Field(default="adclick_uid", description="Cookie holding the user id on clicks.")
 
     # Privacy: the key of the HMACs that replace user_id and ip. Required outside local/test.
     hash_key: SecretStr | None = None

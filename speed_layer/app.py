@@ -1,0 +1,88 @@
+"""``adclick stream``: the stream application (bronze landing now; the speed layer joins it).
+
+Each query has its own checkpoint directory under ``var/checkpoints``. SIGTERM/SIGINT stop the
+queries cleanly; a SIGKILL is safe too (the checkpoint and Delta's idempotent writes recover).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+
+from pyspark.sql import SparkSession
+from pyspark.sql.streaming import StreamingQuery
+
+from adclick.settings import Settings
+from speed_layer.bronze_sink import land_batch
+from speed_layer.source import kafka_events
+
+QUERIES = ("bronze",)
+
+
+def checkpoint_dir(settings: Settings, query: str) -> str:
+    return str(settings.path("checkpoints", query))
+
+
+def start_bronze(spark: SparkSession, settings: Settings, *, available_now: bool = False) -> StreamingQuery:
+    writer = (
+        kafka_events(spark, settings)
+        .writeStream.queryName("bronze_landing")
+        .option("checkpointLocation", checkpoint_dir(settings, "bronze"))
+        .foreachBatch(lambda df, batch_id: land_batch(settings, df, batch_id))
+    )
+    if available_now:
+        writer = writer.trigger(availableNow=True)
+    else:
+        writer = writer.trigger(processingTime=f"{settings.stream_trigger_seconds} seconds")
+    return writer.start()
+
+
+def _watch(running: list[StreamingQuery], stop: threading.Event, log: Callable[[str], None]) -> None:
+    """Wait for the queries, logging each new micro-batch's size and rate."""
+    last_batch: dict[str, int] = {}
+    while not stop.is_set() and any(q.isActive for q in running):
+        stop.wait(2)
+        for q in running:
+            p = q.lastProgress
+            if p and p.get("batchId") != last_batch.get(q.name):
+                last_batch[q.name] = p["batchId"]
+                rate = p.get("processedRowsPerSecond") or 0
+                log(f"stream: {q.name} batch {p['batchId']}: {p['numInputRows']} rows, {rate:.0f} rows/s")
+
+
+STARTERS: dict[str, Callable[..., StreamingQuery]] = {"bronze": start_bronze}
+
+
+def run(
+    settings: Settings,
+    *,
+    queries: tuple[str, ...] = QUERIES,
+    available_now: bool = False,
+    log: Callable[[str], None] = print,
+) -> None:
+    """Start the queries and block until they finish (available-now) or a stop signal arrives."""
+    from adclick.spark import get_spark
+
+    unknown = set(queries) - set(STARTERS)
+    if unknown:
+        raise ValueError(f"unknown stream queries {sorted(unknown)}; known: {sorted(STARTERS)}")
+    spark = get_spark("adclick-stream", settings=settings)
+    running = [STARTERS[name](spark, settings, available_now=available_now) for name in queries]
+    log(f"stream: started {', '.join(queries)} (checkpoints in {settings.path('checkpoints')})")
+    stop = threading.Event()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, lambda *_: stop.set())
+    try:
+        _watch(running, stop, log)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    for q in running:
+        if q.isActive:
+            q.stop()
+        if q.exception():
+            raise RuntimeError(f"stream query {q.name} failed: {q.exception()}")
+    log("stream: stopped")

@@ -1,0 +1,41 @@
+"""Bronze landing sink: one micro-batch -> ``bronze.events`` + ``bronze.rejects`` (Delta).
+
+Exactly once: the query's checkpoint fixes each micro-batch's offsets, and both Delta appends
+carry ``txnAppId``/``txnVersion`` (= the batch id), so a batch replayed after a crash is skipped
+by Delta instead of landing twice.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame
+
+from adclick.catalog import table
+from adclick.settings import Settings
+from speed_layer.parse import to_bronze_rows, to_reject_rows, with_parsed_event
+
+APP_ID_EVENTS = "adclick-bronze-landing-events"
+APP_ID_REJECTS = "adclick-bronze-landing-rejects"
+
+
+def _append(df: DataFrame, path: str, partition_by: tuple[str, ...], app_id: str, batch_id: int) -> None:
+    (
+        df.write.format("delta")
+        .mode("append")
+        .option("txnAppId", app_id)
+        .option("txnVersion", batch_id)
+        .partitionBy(*partition_by)
+        .save(path)
+    )
+
+
+def land_batch(settings: Settings, batch: DataFrame, batch_id: int) -> None:
+    """foreachBatch body: parse once, write the valid rows and the rejects."""
+    parsed = with_parsed_event(batch).persist()
+    try:
+        events, rejects = table("bronze.events"), table("bronze.rejects")
+        _append(to_bronze_rows(parsed), events.path(settings), events.partition_by, APP_ID_EVENTS, batch_id)
+        bad = to_reject_rows(parsed)
+        if not bad.isEmpty():
+            _append(bad, rejects.path(settings), rejects.partition_by, APP_ID_REJECTS, batch_id)
+    finally:
+        parsed.unpersist()

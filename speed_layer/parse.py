@@ -1,0 +1,102 @@
+"""Kafka records -> contract events (pure DataFrame transforms, no I/O).
+
+Input: the Kafka source's columns (``key``, ``value``, ``topic``, ``partition``, ``offset``,
+``timestamp``). Output of :func:`with_parsed_event`: the same rows with an ``event`` struct parsed
+with the contract's Spark schema and a ``reject_reason`` (null when the record is a valid event).
+:func:`to_bronze_rows` and :func:`to_reject_rows` shape the two outputs; every input row lands in
+exactly one of them.
+"""
+
+from __future__ import annotations
+
+import pyspark.sql.functions as F
+from pyspark.sql import Column, DataFrame
+
+from adclick.contract import EVENT_TYPES, spark_schema
+
+UUID_RE = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+REQUIRED = ("event_id", "ad_id", "ts", "region", "received_at")
+
+
+def _reason() -> Column:
+    """The first problem of a record, or null for a valid one. Order matters: cheapest first."""
+    e = F.col("event")
+    checks: list[tuple[Column, Column]] = [
+        (F.col("value").isNull(), F.lit("empty record")),
+        (~F.is_valid_utf8(F.col("value")), F.lit("value is not valid UTF-8")),
+        (F.try_parse_json(F.col("value_text")).isNull(), F.lit("value is not valid JSON")),
+        (F.substring(F.ltrim(F.col("value_text")), 1, 1) != "{", F.lit("value is not a JSON object")),
+    ]
+    checks += [
+        (e[field].isNull(), F.lit(f"{field}: is required or has the wrong type")) for field in REQUIRED
+    ]
+    checks += [
+        (~F.lower(e["event_id"]).rlike(UUID_RE), F.lit("event_id: must be a UUID")),
+        (~F.coalesce(e["event_type"], F.lit("click")).isin(*EVENT_TYPES), F.lit("event_type: unknown type")),
+    ]
+    expr = F.lit(None).cast("string")
+    for condition, reason in reversed(checks):
+        expr = F.when(condition, reason).otherwise(expr)
+    return expr
+
+
+def with_parsed_event(kafka_df: DataFrame) -> DataFrame:
+    """Adds ``value_text``, ``event`` (contract struct) and ``reject_reason``."""
+    return (
+        kafka_df.withColumn("value_text", F.col("value").cast("string"))
+        .withColumn("event", F.from_json(F.col("value_text"), spark_schema(), {"mode": "PERMISSIVE"}))
+        .withColumn("reject_reason", _reason())
+    )
+
+
+def to_bronze_rows(parsed: DataFrame) -> DataFrame:
+    """Valid events, one row per Kafka record, with lineage and the partition columns.
+
+    Grain: one row per (topic, partition, offset). Duplicated event_ids stay (dedup is downstream).
+    """
+    e = F.col("event")
+    event_time = F.timestamp_millis(e["ts"])
+    return parsed.where(F.col("reject_reason").isNull()).select(
+        F.lower(e["event_id"]).alias("event_id"),
+        F.coalesce(e["event_type"], F.lit("click")).alias("event_type"),
+        e["ad_id"].alias("ad_id"),
+        e["campaign_id"].alias("campaign_id"),
+        event_time.alias("event_time"),
+        e["user_key"].alias("user_key"),
+        e["ip_key"].alias("ip_key"),
+        e["country"].alias("country"),
+        e["user_agent"].alias("user_agent"),
+        e["referrer"].alias("referrer"),
+        e["page_url"].alias("page_url"),
+        e["placement_id"].alias("placement_id"),
+        e["x"].alias("x"),
+        e["y"].alias("y"),
+        e["experiment_id"].alias("experiment_id"),
+        e["variant"].alias("variant"),
+        e["click_id"].alias("click_id"),
+        e["cost_micros"].alias("cost_micros"),
+        e["revenue_micros"].alias("revenue_micros"),
+        F.coalesce(e["attributes"], F.create_map().cast("map<string,string>")).alias("attributes"),
+        e["v"].cast("int").alias("schema_version"),
+        F.timestamp_millis(e["received_at"]).alias("received_at"),
+        F.col("topic").alias("kafka_topic"),
+        F.col("partition").alias("kafka_partition"),
+        F.col("offset").alias("kafka_offset"),
+        F.col("timestamp").alias("kafka_timestamp"),
+        F.to_date(event_time).alias("event_date"),
+        e["region"].alias("region"),
+    )
+
+
+def to_reject_rows(parsed: DataFrame) -> DataFrame:
+    """Records that failed parsing or validation, with the raw payload and the reason."""
+    return parsed.where(F.col("reject_reason").isNotNull()).select(
+        F.col("value").alias("raw_value"),
+        F.col("key").cast("string").alias("kafka_key"),
+        F.col("reject_reason").alias("reason"),
+        F.col("topic").alias("kafka_topic"),
+        F.col("partition").alias("kafka_partition"),
+        F.col("offset").alias("kafka_offset"),
+        F.col("timestamp").alias("kafka_timestamp"),
+        F.to_date(F.col("timestamp")).alias("reject_date"),
+    )
