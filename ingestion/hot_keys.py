@@ -95,9 +95,7 @@ class HotKeys:
 
     def is_hot(self, ad_id: str) -> bool:
         total = self.sketch.total
-        return (
-            self.salts > 1 and total >= self.min_total and self.sketch.estimate(ad_id) > self.share * total
-        )
+        return self.salts > 1 and total >= self.min_total and self.sketch.estimate(ad_id) > self.share * total
 
     def keys_for(self, events: Sequence[tuple[str, str]]) -> list[str]:
         """Observe ``(ad_id, event_id)`` pairs and return each one's Kafka key, in order."""

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 GZIP_MAGIC = b"\x1f\x8b"
+MAX_GZIP_MEMBERS = 1_000  # concatenated members; each costs a fresh inflater
 _GZIP_WBITS = 16 + zlib.MAX_WBITS  # gzip container only (no raw zlib, no auto-detect)
 
 
@@ -60,6 +61,7 @@ class BodyReader:
         self._out = bytearray()
         self._inflater: Any = zlib.decompressobj(_GZIP_WBITS) if gzip else None
         self._member_done = False  # the current gzip member ended; more input starts a new one
+        self._members = 1
 
     @property
     def size(self) -> int:
@@ -79,6 +81,9 @@ class BodyReader:
     def _inflate(self, data: bytes) -> None:
         while data:
             if self._member_done:
+                self._members += 1
+                if self._members > MAX_GZIP_MEMBERS:
+                    raise BodyError(400, "body", f"bad gzip stream (more than {MAX_GZIP_MEMBERS} members)")
                 self._inflater = zlib.decompressobj(_GZIP_WBITS)
                 self._member_done = False
             room = self.max_decompressed_bytes - len(self._out)

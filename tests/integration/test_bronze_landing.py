@@ -51,7 +51,9 @@ def test_every_record_lands_once_and_garbage_goes_to_rejects(isolated: Settings,
     from speed_layer import app
 
     truth, produced = _send_generated(isolated)
-    _send_raw(isolated, [b"{broken", b'{"event_id": "x", "ad_id": "a", "ts": 1}'])
+    _send_raw(
+        isolated, [b"{broken", b'{"event_id": "x", "ad_id": "a", "ts": 1, "region": "eu", "received_at": 2}']
+    )
 
     app.run(isolated, available_now=True, log=lambda _: None)
     bronze = spark.read.format("delta").load(table("bronze.events").path(isolated))
