@@ -14,7 +14,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from adclick.settings import Settings
-from speed_layer.bronze_sink import land_batch
+from speed_layer.bronze_sink import ensure_tables, land_batch
 from speed_layer.source import kafka_events
 
 QUERIES = ("bronze",)
@@ -25,6 +25,7 @@ def checkpoint_dir(settings: Settings, query: str) -> str:
 
 
 def start_bronze(spark: SparkSession, settings: Settings, *, available_now: bool = False) -> StreamingQuery:
+    ensure_tables(spark, settings)
     writer = (
         kafka_events(spark, settings)
         .writeStream.queryName("bronze_landing")

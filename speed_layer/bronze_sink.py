@@ -7,7 +7,7 @@ by Delta instead of landing twice.
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 
 from adclick.catalog import table
 from adclick.settings import Settings
@@ -26,6 +26,23 @@ def _append(df: DataFrame, path: str, partition_by: tuple[str, ...], app_id: str
         .partitionBy(*partition_by)
         .save(path)
     )
+
+
+KAFKA_SOURCE_SCHEMA = (
+    "key binary, value binary, topic string, partition int, offset long, "
+    "timestamp timestamp, timestampType int"
+)
+
+
+def ensure_tables(spark: SparkSession, settings: Settings) -> None:
+    """Create both bronze tables (empty, with their schema) if missing, so readers never miss one."""
+    from delta.tables import DeltaTable
+
+    empty = with_parsed_event(spark.createDataFrame([], KAFKA_SOURCE_SCHEMA))
+    for name, rows in (("bronze.events", to_bronze_rows(empty)), ("bronze.rejects", to_reject_rows(empty))):
+        t = table(name)
+        if not DeltaTable.isDeltaTable(spark, t.path(settings)):
+            rows.write.format("delta").mode("append").partitionBy(*t.partition_by).save(t.path(settings))
 
 
 def land_batch(settings: Settings, batch: DataFrame, batch_id: int) -> None:
