@@ -120,7 +120,8 @@ def _prune_spark(out: Path) -> None:
 
 
 def _artifact_name(filename: str) -> str:
-    return re.sub(r"-\d[\w.\-]*\.jar$", "", filename)
+    """``spark-sql-kafka-0-10_2.13-4.2.0.jar`` -> ``spark-sql-kafka-0-10_2.13`` (version and qualifiers off)."""
+    return re.sub(r"-\d+(\.\d+)*([-.][A-Za-z0-9]+)*\.jar$", "", filename)
 
 
 def install_component(settings: Settings, component: str, *, log=print) -> Path:

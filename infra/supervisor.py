@@ -45,6 +45,8 @@ def _esc(text: str) -> str:
 
 
 def _program(s: Settings, svc: Service) -> str:
+    if any("\n" in part for part in svc.command):
+        raise ValueError(f"{svc.name}: a supervisord command cannot contain a newline")
     env = ",".join(f'{k}="{_esc(v).replace(chr(34), chr(92) + chr(34))}"' for k, v in svc.env.items())
     lines = [
         f"[program:{svc.name}]",
