@@ -120,7 +120,7 @@ def _prune_spark(out: Path) -> None:
 
 
 def _artifact_name(filename: str) -> str:
-    """``spark-sql-kafka-0-10_2.13-4.2.0.jar`` -> ``spark-sql-kafka-0-10_2.13`` (version and qualifiers off)."""
+    """``spark-sql-kafka-0-10_2.13-4.2.0.jar`` -> ``spark-sql-kafka-0-10_2.13`` (no version)."""
     return re.sub(r"-\d+(\.\d+)*([-.][A-Za-z0-9]+)*\.jar$", "", filename)
 
 

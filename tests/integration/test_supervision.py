@@ -41,6 +41,6 @@ def test_shutdown_stops_every_forked_child(tmp_path) -> None:
     finally:
         pid = supervisor.shutdown(settings)
     assert pid is not None
-    gone, alive = psutil.wait_procs(tree, timeout=15)
+    _, alive = psutil.wait_procs(tree, timeout=15)
     assert alive == []
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
