@@ -40,7 +40,7 @@ demo: install
 
 test: install
 	$(BIN)/adclick install
-	$(BIN)/pytest tests/unit tests/integration tests/e2e
+	$(BIN)/pytest tests
 
 test-unit: install
 	$(BIN)/pytest tests/unit

@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
         add_replay_parser(sub)
     except ImportError:  # pragma: no cover - traffic package is part of the project
         pass
+    from ingestion.commands import add_ingest_parser
+
+    add_ingest_parser(sub)
     return parser
 
 

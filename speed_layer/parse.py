@@ -18,26 +18,43 @@ UUID_RE = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 REQUIRED = ("event_id", "ad_id", "ts", "region", "received_at")
 
 
-def _reason() -> Column:
-    """The first problem of a record, or null for a valid one. Order matters: cheapest first."""
-    e = F.col("event")
-    checks: list[tuple[Column, Column]] = [
-        (F.col("value").isNull(), F.lit("empty record")),
-        (~F.is_valid_utf8(F.col("value")), F.lit("value is not valid UTF-8")),
-        (F.try_parse_json(F.col("value_text")).isNull(), F.lit("value is not valid JSON")),
-        (F.substring(F.ltrim(F.col("value_text")), 1, 1) != "{", F.lit("value is not a JSON object")),
-    ]
-    checks += [
-        (e[field].isNull(), F.lit(f"{field}: is required or has the wrong type")) for field in REQUIRED
-    ]
-    checks += [
-        (~F.lower(e["event_id"]).rlike(UUID_RE), F.lit("event_id: must be a UUID")),
-        (~F.coalesce(e["event_type"], F.lit("click")).isin(*EVENT_TYPES), F.lit("event_type: unknown type")),
-    ]
-    expr = F.lit(None).cast("string")
+def _first(checks: list[tuple[Column, str]], otherwise: Column) -> Column:
+    expr = otherwise
     for condition, reason in reversed(checks):
-        expr = F.when(condition, reason).otherwise(expr)
+        expr = F.when(condition, F.lit(reason)).otherwise(expr)
     return expr
+
+
+def _reason() -> Column:
+    """The first problem of a record, or null for a valid one.
+
+    A valid record costs one JSON parse (``from_json``) and a few null checks; the dearer
+    diagnosis (UTF-8, JSON syntax, object or not) only runs on records that already failed.
+    """
+    e = F.col("event")
+    field_checks = [(e[field].isNull(), f"{field}: is required or has the wrong type") for field in REQUIRED]
+    incomplete = F.lit(False)
+    for condition, _ in field_checks:
+        incomplete = incomplete | condition
+    diagnosis = _first(
+        [
+            (~F.is_valid_utf8(F.col("value")), "value is not valid UTF-8"),
+            (F.try_parse_json(F.col("value_text")).isNull(), "value is not valid JSON"),
+            (F.substring(F.ltrim(F.col("value_text")), 1, 1) != "{", "value is not a JSON object"),
+        ],
+        otherwise=_first(field_checks, otherwise=F.lit(None).cast("string")),
+    )
+    return _first(
+        [
+            (F.col("value").isNull(), "empty record"),
+            (~F.lower(e["event_id"]).rlike(UUID_RE) & ~incomplete, "event_id: must be a UUID"),
+            (
+                ~F.coalesce(e["event_type"], F.lit("click")).isin(*EVENT_TYPES) & ~incomplete,
+                "event_type: unknown type",
+            ),
+        ],
+        otherwise=F.when(incomplete, diagnosis),
+    )
 
 
 def with_parsed_event(kafka_df: DataFrame) -> DataFrame:

@@ -1,0 +1,382 @@
+"""Local durable spool: where accepted events wait while Kafka is unreachable, and its drainer.
+
+Writes ``settings.path("spool")/<slot>/seg-<n>.log``; one record per event, the same
+``(key, value)`` the producer would have sent (no raw personal data). Reads them back in order
+and produces them to Kafka when it is reachable again.
+
+Format: append-only segment files of records ``[u32 length][u32 crc32][u16 key length][key][value]``
+(little endian; length and CRC cover everything after the 8-byte header). A crash can leave a torn
+last record; opening a segment scans it and truncates it at the first record whose header,
+length or CRC does not check out, keeping every record before it.
+
+Durability (``spool_fsync``): with ``always`` (default) every :meth:`Spool.append` (one per
+request, whatever its event count) ends with ``fsync`` of the segment, and a new segment's
+directory entry is fsynced too, before the API answers 202: that is what makes a spooled 202
+survive a power loss. ``never`` leaves the data in the page cache (survives a process crash, not
+a machine crash; for benchmarks and tests).
+
+Drain (:class:`SpoolDrainer`, a daemon thread): oldest segment first; records go out in
+chunks, in file order, each chunk sent in full and all its acks awaited before the next; a
+segment is deleted only once every record in it was acknowledged. Delivery is at least once: a
+chunk that fails part-way is sent again whole (Kafka may then hold a record twice; the exact
+dedup on ``event_id`` downstream removes it). Segments found on start-up (a previous run that
+could not drain) are drained the same way.
+
+A directory is owned by one process at a time (an exclusive ``flock`` on its ``LOCK`` file);
+with several API workers each takes the first free slot directory (``0``, ``1``, ...).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import struct
+import threading
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ingestion.producer import EventSink, Record, SendResult, SinkState
+
+log = logging.getLogger(__name__)
+
+_HEADER = struct.Struct("<II")  # payload length, crc32(payload)
+_KEYLEN = struct.Struct("<H")
+MAX_RECORD_BYTES = 16 * 1024 * 1024
+_SEGMENT_GLOB = "seg-*.log"
+ROOM_BYTES = 4096  # "has room" = space for at least one more typical event
+
+
+class SpoolFull(RuntimeError):
+    """Appending would exceed ``spool_max_bytes``."""
+
+
+class SpoolLocked(RuntimeError):
+    """Another process owns this spool directory."""
+
+
+@dataclass
+class Segment:
+    seq: int
+    path: Path
+    events: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class SpoolDepth:
+    events: int
+    bytes: int
+    segments: int
+    max_bytes: int
+
+    @property
+    def has_room(self) -> bool:
+        return self.bytes + ROOM_BYTES <= self.max_bytes
+
+
+def encode_record(key: bytes, value: bytes) -> bytes:
+    payload = _KEYLEN.pack(len(key)) + key + value
+    return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+def decode_records(data: bytes | memoryview) -> tuple[list[Record], int]:
+    """Records in ``data`` up to the first torn/corrupt one, and the byte length they cover."""
+    view = memoryview(data)
+    records: list[Record] = []
+    pos = 0
+    end = len(view)
+    while pos + _HEADER.size <= end:
+        length, crc = _HEADER.unpack_from(view, pos)
+        start = pos + _HEADER.size
+        if length < _KEYLEN.size or length > MAX_RECORD_BYTES or start + length > end:
+            break
+        payload = view[start : start + length]
+        if zlib.crc32(payload) != crc:
+            break
+        (key_len,) = _KEYLEN.unpack_from(payload, 0)
+        if _KEYLEN.size + key_len > length:
+            break
+        key = bytes(payload[_KEYLEN.size : _KEYLEN.size + key_len])
+        records.append((key, bytes(payload[_KEYLEN.size + key_len :])))
+        pos = start + length
+    return records, pos
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Spool:
+    """Append-only segmented log of records in one directory (see the module docstring)."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        max_bytes: int,
+        segment_bytes: int = 64 * 1024 * 1024,
+        fsync: bool = True,
+    ) -> None:
+        self.directory = Path(directory)
+        self.max_bytes = max_bytes
+        self.segment_bytes = segment_bytes
+        self.fsync = fsync
+        self._lock = threading.Lock()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = os.open(self.directory / "LOCK", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(self._lock_fd)
+            raise SpoolLocked(f"spool {self.directory} is in use by another process") from exc
+        self._segments: dict[int, Segment] = {}
+        self._active: Segment | None = None
+        self._active_fd: int | None = None
+        self.truncated_bytes = 0
+        for path in sorted(self.directory.glob(_SEGMENT_GLOB)):
+            self._recover(path)
+        self._next_seq = max(self._segments, default=0) + 1
+        self.appended = threading.Event()  # set on every append: wakes the drainer
+
+    @classmethod
+    def open_slot(cls, root: Path, **kwargs: Any) -> Spool:
+        """The first slot directory under ``root`` no other process holds (one per API worker)."""
+        for slot in range(1024):
+            try:
+                return cls(Path(root) / str(slot), **kwargs)
+            except SpoolLocked:
+                continue
+        raise SpoolLocked(f"no free spool slot under {root}")
+
+    def _recover(self, path: Path) -> None:
+        try:
+            seq = int(path.stem.removeprefix("seg-"))
+        except ValueError:
+            log.warning("ignoring unexpected file in spool: %s", path.name)
+            return
+        data = path.read_bytes()
+        records, valid = decode_records(data)
+        if valid < len(data):
+            self.truncated_bytes += len(data) - valid
+            log.warning(
+                "spool segment %s: torn or corrupt tail, truncated %d bytes after %d good records",
+                path.name,
+                len(data) - valid,
+                len(records),
+            )
+            with path.open("r+b") as f:
+                f.truncate(valid)
+                f.flush()
+                os.fsync(f.fileno())
+        if not records:
+            path.unlink()
+            return
+        self._segments[seq] = Segment(seq, path, len(records), valid)
+
+    # --- appending ---------------------------------------------------------------------------
+
+    def append(self, records: Sequence[Record]) -> None:
+        """Write ``records`` durably (per the fsync policy) or raise :class:`SpoolFull`."""
+        if not records:
+            return
+        buf = b"".join(encode_record(key, value) for key, value in records)
+        with self._lock:
+            total = sum(s.bytes for s in self._segments.values())
+            if total + len(buf) > self.max_bytes:
+                raise SpoolFull(f"spool full ({total} of {self.max_bytes} bytes used)")
+            active = self._active
+            if active is None or (active.bytes > 0 and active.bytes + len(buf) > self.segment_bytes):
+                active = self._new_segment()
+            assert self._active_fd is not None
+            view = memoryview(buf)
+            written = 0
+            try:
+                while written < len(buf):
+                    written += os.write(self._active_fd, view[written:])
+                if self.fsync:
+                    os.fsync(self._active_fd)
+            except OSError:
+                # A partial write would leave a torn record mid-file; cut back to the last good one.
+                os.ftruncate(self._active_fd, active.bytes)
+                raise
+            active.bytes += len(buf)
+            active.events += len(records)
+        self.appended.set()
+
+    def _new_segment(self) -> Segment:
+        self._seal_locked()
+        seq = self._next_seq
+        self._next_seq += 1
+        path = self.directory / f"seg-{seq:012d}.log"
+        self._active_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        if self.fsync:
+            _fsync_dir(self.directory)
+        segment = Segment(seq, path, 0, 0)
+        self._segments[seq] = segment
+        self._active = segment
+        return segment
+
+    def _seal_locked(self) -> None:
+        if self._active_fd is not None:
+            os.close(self._active_fd)
+        self._active_fd = None
+        self._active = None
+
+    # --- draining ----------------------------------------------------------------------------
+
+    def oldest(self) -> Segment | None:
+        """The oldest segment, sealed (no more appends go to it), or ``None`` when empty."""
+        with self._lock:
+            if not self._segments:
+                return None
+            segment = self._segments[min(self._segments)]
+            if segment is self._active:
+                self._seal_locked()
+            if segment.events == 0:
+                segment.path.unlink(missing_ok=True)
+                del self._segments[segment.seq]
+                return None
+            return segment
+
+    def read(self, segment: Segment) -> list[Record]:
+        records, _ = decode_records(segment.path.read_bytes())
+        return records
+
+    def remove(self, segment: Segment) -> None:
+        with self._lock:
+            if self._segments.get(segment.seq) is segment:
+                del self._segments[segment.seq]
+            segment.path.unlink(missing_ok=True)
+
+    # --- state -------------------------------------------------------------------------------
+
+    def depth(self) -> SpoolDepth:
+        with self._lock:
+            segments = list(self._segments.values())
+        return SpoolDepth(
+            events=sum(s.events for s in segments),
+            bytes=sum(s.bytes for s in segments),
+            segments=len(segments),
+            max_bytes=self.max_bytes,
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            self._seal_locked()
+            if self._lock_fd >= 0:
+                with contextlib.suppress(OSError):
+                    fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+                os.close(self._lock_fd)
+                self._lock_fd = -1
+
+
+class SpoolDrainer:
+    """Sends spooled records to the sink in order; a daemon thread once :meth:`start` ed.
+
+    :meth:`drain_once` does one step (one segment, or one probe) synchronously: the thread
+    loops over it, tests call it directly.
+    """
+
+    def __init__(
+        self,
+        spool: Spool,
+        sink: EventSink,
+        state: SinkState,
+        *,
+        timeout: float,
+        chunk: int = 1_000,
+        idle_seconds: float = 1.0,
+        max_backoff: float = 30.0,
+    ) -> None:
+        self.spool = spool
+        self.sink = sink
+        self.state = state
+        self.timeout = timeout
+        self.chunk = chunk
+        self.idle_seconds = idle_seconds
+        self.max_backoff = max_backoff
+        self.failures = 0
+        self.drained = 0
+        self._resume: tuple[int, int] = (0, 0)  # (segment seq, records already acknowledged)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def drain_once(self) -> int:
+        """Drain the oldest segment (or probe the sink when nothing is spooled); records acked."""
+        segment = self.spool.oldest()
+        if segment is None:
+            if not self.state.up and self.sink.reachable():
+                self.state.mark_up()
+            self.failures = 0
+            return 0
+        records = self.spool.read(segment)
+        seq, done = self._resume
+        start = done if seq == segment.seq else 0
+        acked = 0
+        for i in range(start, len(records), self.chunk):
+            part = records[i : i + self.chunk]
+            try:
+                results: list[SendResult] = self.sink.send_many(part, self.timeout)
+            except Exception as exc:
+                results = [exc] * len(part)
+            failed = next((r for r in results if r is not None), None)
+            if failed is not None:
+                self._resume = (segment.seq, i)
+                self.failures += 1
+                self.state.mark_down(f"spool drain: {failed!r}")
+                return acked
+            acked += len(part)
+            self.drained += len(part)
+            self._resume = (segment.seq, i + len(part))
+        self.spool.remove(segment)
+        self._resume = (0, 0)
+        self.failures = 0
+        self.state.mark_up()
+        if acked:
+            log.info("spool: drained %d records from segment %d", acked, segment.seq)
+        return acked
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                acked = self.drain_once()
+            except Exception:  # never let the drainer die (e.g. disk error); retry later
+                log.exception("spool drainer step failed")
+                self.failures += 1
+                acked = 0
+            if acked:
+                continue
+            if self.failures:
+                wait = min(self.max_backoff, 0.5 * 2 ** min(self.failures, 10))
+            else:
+                wait = self.idle_seconds
+            self.spool.appended.clear()
+            if self.spool.depth().events and not self.failures:
+                continue
+            if self.failures:
+                self._stop.wait(wait)
+            else:
+                # Idle: wake on a new append, on stop, or after the probe interval.
+                self.spool.appended.wait(wait)
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="spool-drainer", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self.spool.appended.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
