@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     home: Path = Field(default=PROJECT_ROOT / "var", description="All local state lives under here.")
     cache_dir: Path = Field(default=Path.home() / ".cache" / "adclick", description="JVM artifact cache.")
     bind_host: str = "127.0.0.1"
+    stack_apps: bool = Field(default=True, description="`up` also runs the ingestion API and the stream app.")
 
     # Kafka
     kafka_bootstrap_servers: str = "127.0.0.1:9092"

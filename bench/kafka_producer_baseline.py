@@ -64,7 +64,7 @@ def _median(results: list[dict[str, float]]) -> dict[str, float]:
     return {**ordered[len(ordered) // 2], "rounds": [round(r["records_per_s"]) for r in results]}
 
 
-def run(settings: Settings) -> dict:
+def run(settings: Settings, context: dict | None = None) -> dict:
     from kafka.admin import KafkaAdminClient, NewTopic
 
     topic = f"bench.producer.{uuid.uuid4().hex[:8]}"

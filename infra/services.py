@@ -456,5 +456,60 @@ def s3_service(s: Settings) -> Service:
     )
 
 
+# --- adclick's own applications ---------------------------------------------------------------
+
+
+def _adclick_bin() -> str:
+    return str(Path(sys.executable).parent / "adclick")
+
+
+def app_env(s: Settings) -> dict[str, str]:
+    """The applications read the same settings as the process that started them."""
+    return {
+        "ADCLICK_HOME": str(s.home),
+        "ADCLICK_ENV": s.env,
+        "SPARK_LOCAL_IP": s.bind_host,
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def ingest_api_healthy(s: Settings) -> bool:
+    return _http_ok(f"http://{s.bind_host}:{s.ingest_port}/v1/health", lambda r: r.status_code == 200)
+
+
+def ingest_api_service(s: Settings) -> Service:
+    return Service(
+        name="ingest-api",
+        command=[_adclick_bin(), "ingest-api"],
+        env=app_env(s),
+        port=s.ingest_port,
+        url=f"http://{s.bind_host}:{s.ingest_port}/docs",
+        health=lambda: ingest_api_healthy(s),
+        start_timeout=60,
+    )
+
+
+def stream_healthy(s: Settings) -> bool:
+    from speed_layer.heartbeat import is_fresh
+
+    return is_fresh(s)
+
+
+def stream_service(s: Settings) -> Service:
+    return Service(
+        name="stream",
+        command=[_adclick_bin(), "stream"],
+        env=app_env(s),
+        port=0,
+        url="http://127.0.0.1:4040 (when ADCLICK_SPARK_UI=true)"
+        if not s.spark_ui
+        else f"http://{s.bind_host}:4040",
+        health=lambda: stream_healthy(s),
+        start_timeout=180,
+        stop_wait=60,
+    )
+
+
 def all_services(s: Settings) -> list[Service]:
-    return [kafka_service(s), s3_service(s), trino_service(s), *airflow_services(s)]
+    infra = [kafka_service(s), s3_service(s), trino_service(s), *airflow_services(s)]
+    return [*infra, ingest_api_service(s), stream_service(s)] if s.stack_apps else infra

@@ -14,6 +14,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from adclick.settings import Settings
+from speed_layer import heartbeat
 from speed_layer.bronze_sink import ensure_tables, land_batch
 from speed_layer.source import kafka_events
 
@@ -39,17 +40,28 @@ def start_bronze(spark: SparkSession, settings: Settings, *, available_now: bool
     return writer.start()
 
 
-def _watch(running: list[StreamingQuery], stop: threading.Event, log: Callable[[str], None]) -> None:
-    """Wait for the queries, logging each new micro-batch's size and rate."""
+def _watch(
+    settings: Settings, running: list[StreamingQuery], stop: threading.Event, log: Callable[[str], None]
+) -> None:
+    """Wait for the queries, logging each new micro-batch and keeping the heartbeat fresh."""
     last_batch: dict[str, int] = {}
     while not stop.is_set() and any(q.isActive for q in running):
         stop.wait(2)
+        beat = {}
         for q in running:
-            p = q.lastProgress
+            p = q.lastProgress or {}
+            beat[q.name] = {
+                "active": q.isActive,
+                "batch_id": p.get("batchId"),
+                "input_rows": p.get("numInputRows"),
+                "rows_per_s": p.get("processedRowsPerSecond"),
+                "end_offsets": [src.get("endOffset") for src in p.get("sources", [])],
+            }
             if p and p.get("batchId") != last_batch.get(q.name):
                 last_batch[q.name] = p["batchId"]
                 rate = p.get("processedRowsPerSecond") or 0
                 log(f"stream: {q.name} batch {p['batchId']}: {p['numInputRows']} rows, {rate:.0f} rows/s")
+        heartbeat.write(settings, beat)
 
 
 STARTERS: dict[str, Callable[..., StreamingQuery]] = {"bronze": start_bronze}
@@ -77,7 +89,7 @@ def run(
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous[sig] = signal.signal(sig, lambda *_: stop.set())
     try:
-        _watch(running, stop, log)
+        _watch(settings, running, stop, log)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

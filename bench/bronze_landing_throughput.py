@@ -1,0 +1,102 @@
+"""bronze_landing_throughput: records/s from Kafka into ``bronze.events`` (parse, validate, Delta).
+
+A private topic is filled with valid contract records, then the bronze landing query drains it
+(trigger available-now) into a private lake. The peer, in the same run and on the same topic:
+a plain Spark read of the topic written to Delta as raw bytes (no parsing, no validation), the
+floor the landing query can approach.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from pathlib import Path
+
+from adclick.settings import Settings
+from bench.load import events
+from bench.result import write_result
+
+RECORDS = int(os.environ.get("BENCH_BRONZE_RECORDS", "600000"))
+
+
+def _fill(settings: Settings, topic: str) -> int:
+    from adclick.contract import now_utc
+    from traffic.sinks import send_to_kafka, with_clock
+
+    result = send_to_kafka(with_clock(events(RECORDS, seed=9001), now_utc()), settings=settings)
+    assert result.invalid == 0 and result.failed == 0, result.errors
+    return result.produced
+
+
+def _timed_bronze(spark, settings: Settings) -> float:
+    from speed_layer.app import start_bronze
+
+    start = time.perf_counter()
+    start_bronze(spark, settings, available_now=True).awaitTermination()
+    return time.perf_counter() - start
+
+
+def _timed_raw_copy(spark, settings: Settings, out: Path) -> float:
+    from speed_layer.source import kafka_events
+
+    start = time.perf_counter()
+    (
+        kafka_events(spark, settings)
+        .select("key", "value", "topic", "partition", "offset", "timestamp")
+        .writeStream.format("delta")
+        .option("checkpointLocation", str(out / "checkpoint"))
+        .trigger(availableNow=True)
+        .start(str(out / "table"))
+        .awaitTermination()
+    )
+    return time.perf_counter() - start
+
+
+def run(settings: Settings, context: dict | None = None) -> dict:
+    import tempfile
+
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    from adclick.catalog import table
+    from adclick.spark import get_spark
+
+    topic = f"bench.bronze.{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin.create_topics([NewTopic(topic, num_partitions=settings.topic_partitions, replication_factor=1)])
+    work = Path(tempfile.mkdtemp(prefix="bench-bronze-", dir=settings.home))
+    private = settings.model_copy(
+        update={"home": work, "lake_root": (work / "lake").as_uri(), "topic_events": topic}
+    )
+    try:
+        produced = _fill(private, topic)
+        spark = get_spark("bench-bronze", settings=private)
+        bronze_s = _timed_bronze(spark, private)
+        landed = spark.read.format("delta").load(table("bronze.events").path(private)).count()
+        raw_s = _timed_raw_copy(spark, private, work / "raw")
+        spark.stop()
+    finally:
+        admin.delete_topics([topic])
+        admin.close()
+    rate, raw_rate = landed / bronze_s, produced / raw_s
+    params = {
+        "records": produced,
+        "partitions": settings.topic_partitions,
+        "spark_master": settings.spark_master,
+        "max_offsets_per_trigger": settings.stream_max_offsets_per_trigger,
+    }
+    return write_result(
+        "bronze_landing_throughput",
+        metric="records/s from Kafka into bronze.events (parse + validate + Delta append)",
+        value=rate,
+        unit="records/s",
+        peer={
+            "name": "Spark raw Kafka -> Delta copy of the same topic (no parsing)",
+            "value": round(raw_rate, 1),
+        },
+        params=params,
+        summary=f"{rate:,.0f} records/s ({landed:,} in {bronze_s:.1f}s; raw copy {raw_rate:,.0f} records/s)",
+        landed=landed,
+        seconds=round(bronze_s, 2),
+        raw_seconds=round(raw_s, 2),
+    )

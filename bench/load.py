@@ -1,0 +1,39 @@
+"""Load-generation helpers shared by the ingestion benchmarks (not a benchmark itself)."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+from typing import Any
+
+from adclick.contract import now_utc
+
+
+def events(n: int, *, seed: int) -> list[dict[str, Any]]:
+    """``n`` distinct, valid events (recent event times, unique ids), as clients would send them."""
+    from traffic.generator import GeneratorConfig, generate
+
+    config = GeneratorConfig(
+        start=now_utc() - timedelta(hours=2),
+        duration=timedelta(hours=1),
+        impressions_per_second=max(1.0, n / 3600 * 1.2),
+        seed=seed,
+        duplicate_rate=0.0,
+    )
+    seen: set[str] = set()
+    out: list[dict[str, Any]] = []
+    for event in generate(config):
+        if event["event_id"] not in seen:
+            seen.add(event["event_id"])
+            out.append(event)
+            if len(out) == n:
+                return out
+    raise RuntimeError(f"generator gave only {len(out)} distinct events, wanted {n}")
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile of an already sorted list."""
+    if not sorted_values:
+        return math.nan
+    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
+    return sorted_values[rank - 1]
