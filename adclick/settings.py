@@ -88,10 +88,10 @@ class Settings(BaseSettings):
     trusted_proxies: list[str] = Field(
         default_factory=list, description="Peer IPs whose X-Forwarded-For is believed; empty = none."
     )
-    rate_limit_per_ip: float = Field(default=2_000.0, description="Events/s refilled per client IP.")
-    rate_limit_per_ip_burst: int = Field(default=20_000, description="Events a client IP may send at once.")
-    rate_limit_per_key: float = Field(default=20_000.0, description="Events/s refilled per API key.")
-    rate_limit_per_key_burst: int = Field(default=100_000, description="Events an API key may send at once.")
+    rate_limit_per_ip: float = Field(default=60_000.0, description="Events/s refilled per client IP.")
+    rate_limit_per_ip_burst: int = Field(default=120_000, description="Events a client IP may send at once.")
+    rate_limit_per_key: float = Field(default=60_000.0, description="Events/s refilled per API key.")
+    rate_limit_per_key_burst: int = Field(default=120_000, description="Events an API key may send at once.")
     max_body_bytes: int = Field(default=5 * 1024 * 1024, description="Request body as sent (compressed).")
     max_decompressed_bytes: int = Field(default=32 * 1024 * 1024, description="Body after gunzip.")
     max_batch_events: int = 10_000

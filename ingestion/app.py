@@ -45,7 +45,7 @@ from ingestion.auth import REFUSAL, ApiKeys
 from ingestion.dedup_hint import DuplicateHint
 from ingestion.hot_keys import HotKeys
 from ingestion.limits import BodyError, BodyReader, check_content_length, json_depth_exceeds, parse_json
-from ingestion.producer import EventSink, KafkaSink, Record, SinkState
+from ingestion.producer import EventSink, KafkaSink, Record, SinkState, deliver
 from ingestion.rate_limit import RateLimiter
 from ingestion.redirect import MissingRedirectKeyError, TokenError, redirect_key, verify_token
 from ingestion.spool import Spool, SpoolDrainer, SpoolFull
@@ -336,9 +336,7 @@ class Ingestor:
         pending = list(range(len(records)))
         if self.state.up:
             try:
-                results = await loop.run_in_executor(
-                    self.io, self.sink.send_many, records, self.settings.produce_timeout_seconds
-                )
+                results = await deliver(self.sink, records, self.settings.produce_timeout_seconds, self.io)
             except Exception as exc:
                 results = [exc] * len(records)
             pending = []

@@ -19,9 +19,12 @@ Producer tuning (:func:`producer_config`), for "202 means durable" at high throu
 * ``max_block_ms=5 s`` and ``bootstrap_timeout_ms=5 s``: a send never blocks a worker thread for
   the client's default 60 s when Kafka is down; the request falls back to the spool instead.
 
-kafka-python is blocking: :class:`KafkaSink` is called from a thread pool (never on the event
-loop). It sends every record of a request first and only then waits for all the futures (one
-deadline for the whole request), so a batch costs one round of broker acks, not one per event.
+kafka-python is blocking: records are handed to the producer from a thread pool (never on the
+event loop), every record of a request first, then all acknowledgements are awaited under one
+deadline, so a batch costs one round of broker acks, not one per event. The API awaits the acks
+on the event loop (:func:`deliver`: the producer's callbacks resolve one asyncio future per
+request), so no thread is held while the broker works; a thread per waiting request would cap
+the API at pool size / ack latency requests per second.
 The producer is created lazily, so the API starts (and spools) while Kafka is still down.
 
 A record whose ack does not arrive within the request's timeout is spooled, yet the client may
@@ -31,11 +34,15 @@ the exact dedup on ``event_id`` downstream removes the copy.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from functools import partial
 from typing import Any, Protocol
 
 from adclick.settings import Settings
@@ -183,28 +190,34 @@ class KafkaSink:
                 raise SinkUnavailable(f"cannot create a Kafka producer: {exc!r}") from exc
             return self._producer
 
-    def send_many(self, records: Sequence[Record], timeout: float) -> list[SendResult]:
-        results: list[SendResult] = [None] * len(records)
-        if not records:
-            return results
+    def submit(self, records: Sequence[Record]) -> list[Any]:
+        """Hand every record to the producer; per record its future, or why it was not taken."""
         try:
             producer = self._ensure()
         except SinkUnavailable as exc:
             return [exc] * len(records)
-        futures: list[Any] = []
+        handles: list[Any] = []
         for i, (key, value) in enumerate(records):
             try:
-                futures.append(producer.send(self.topic, key=key, value=value))
+                handles.append(producer.send(self.topic, key=key, value=value))
             except Exception as exc:  # KafkaTimeoutError on metadata, buffer exhausted, closed producer
-                for j in range(i, len(records)):
-                    results[j] = exc
+                handles.extend([exc] * (len(records) - i))
                 break
+        return handles
+
+    def send_many(self, records: Sequence[Record], timeout: float) -> list[SendResult]:
+        handles = self.submit(records) if records else []
         deadline = time.monotonic() + timeout
-        for i, future in enumerate(futures):
+        results: list[SendResult] = []
+        for handle in handles:
+            if isinstance(handle, BaseException):
+                results.append(handle)
+                continue
             try:
-                future.get(timeout=max(0.0, deadline - time.monotonic()))
+                handle.get(timeout=max(0.0, deadline - time.monotonic()))
+                results.append(None)
             except Exception as exc:  # KafkaTimeoutError when the deadline passes, broker errors
-                results[i] = exc
+                results.append(exc)
         return results
 
     def reachable(self) -> bool:
@@ -219,3 +232,70 @@ class KafkaSink:
                 producer.flush(timeout=self.settings.produce_timeout_seconds)
             finally:
                 producer.close(timeout=self.settings.produce_timeout_seconds)
+
+
+class _Acks:
+    """Collects a request's acknowledgements from the producer's thread into one asyncio future."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, handles: Sequence[Any]) -> None:
+        self.loop = loop
+        self.results: list[SendResult] = [None] * len(handles)
+        self.settled = [isinstance(h, BaseException) for h in handles]
+        self.remaining = self.settled.count(False)
+        self.lock = threading.Lock()
+        self.done: asyncio.Future[None] = loop.create_future()
+        for i, handle in enumerate(handles):
+            if isinstance(handle, BaseException):
+                self.results[i] = handle
+        if self.remaining == 0:
+            self.done.set_result(None)
+            return
+        for i, handle in enumerate(handles):
+            if not self.settled[i]:
+                handle.add_callback(partial(self._settle, i, None))
+                handle.add_errback(partial(self._settle_error, i))
+
+    def _settle_error(self, i: int, exc: BaseException) -> None:
+        self._settle(i, exc, None)
+
+    def _settle(self, i: int, error: BaseException | None, _metadata: Any) -> None:
+        with self.lock:
+            if self.settled[i]:
+                return
+            self.settled[i] = True
+            self.results[i] = error
+            self.remaining -= 1
+            last = self.remaining == 0
+        if last:
+            self.loop.call_soon_threadsafe(self._resolve)
+
+    def _resolve(self) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+    def snapshot(self, timeout: float) -> list[SendResult]:
+        """The results, with every still-unacknowledged record marked as timed out."""
+        with self.lock:
+            return [
+                r if settled else TimeoutError(f"no acknowledgement within {timeout:g}s")
+                for r, settled in zip(self.results, self.settled, strict=True)
+            ]
+
+
+async def deliver(
+    sink: EventSink, records: Sequence[Record], timeout: float, executor: Executor
+) -> list[SendResult]:
+    """Send ``records`` and await every acknowledgement (up to ``timeout`` seconds in all).
+
+    A sink with ``submit`` (the Kafka sink) is awaited on the event loop; any other sink's
+    blocking ``send_many`` runs in ``executor``.
+    """
+    loop = asyncio.get_running_loop()
+    submit = getattr(sink, "submit", None)
+    if submit is None:
+        return await loop.run_in_executor(executor, sink.send_many, records, timeout)
+    handles = await loop.run_in_executor(executor, submit, records)
+    acks = _Acks(loop, handles)
+    with contextlib.suppress(TimeoutError):  # unacknowledged records are reported, not raised
+        await asyncio.wait_for(asyncio.shield(acks.done), timeout)
+    return acks.snapshot(timeout)
