@@ -94,12 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from infra.errors import StackError
+    from adclick.errors import AdclickError
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except StackError as exc:
+    except AdclickError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

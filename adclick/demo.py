@@ -1,8 +1,9 @@
 """``adclick demo``: the whole flow on this machine, narrated.
 
-Stack up -> synthetic traffic (and the TalkingData replay when the file is present) into Kafka ->
-the stream application lands it in Delta bronze -> tables registered in Trino -> a report printed
-from Trino -> the URLs of every UI. The stack is left running for exploring; ``make down`` stops it.
+Stack up -> synthetic traffic (and the TalkingData replay when the file is present) through the
+ingestion API -> Kafka -> the running stream application lands it in Delta bronze -> tables
+registered in Trino -> a report printed from Trino -> the URLs of every UI. The stack is left
+running for exploring; ``make down`` stops it.
 """
 
 from __future__ import annotations
@@ -44,47 +45,67 @@ def _step(text: str) -> float:
     return time.monotonic()
 
 
+def _landed(settings: Settings) -> int:
+    from serving.trino_client import query
+
+    return query(settings, "SELECT count(*) FROM delta.bronze.events")[1][0][0]
+
+
+def _wait_for_bronze(settings: Settings, target: int, timeout_s: float = 600) -> int:
+    """Poll bronze (through Trino) until it holds ``target`` rows; show progress while waiting."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        landed = _landed(settings)
+        print(f"    bronze.events: {landed:,} / {target:,} rows", flush=True)
+        if landed >= target or time.monotonic() > deadline:
+            return landed
+        time.sleep(5)
+
+
 def run(settings: Settings, *, clicks: int = 3000, seed: int = 7) -> None:
     from infra.services import all_services
     from infra.stack import print_urls, up
     from serving.registry import register_all
     from serving.trino_client import print_query
-    from speed_layer import app as stream_app
-    from traffic.generator import GeneratorConfig, generate_timed
+    from traffic.generator import GeneratorConfig, generate
     from traffic.replay import ReplayStats, replay_events
-    from traffic.sinks import send_to_kafka, with_clock
+    from traffic.sinks import post_to_api
     from traffic.truth import Truth
 
-    _step("starting the local stack (installs what is missing)")
+    _step("starting the local stack (installs what is missing): Kafka, Trino, Airflow, S3 store, API, stream")
     up(settings)
+    api = f"http://{settings.bind_host}:{settings.ingest_port}"
+    register_all(settings)
+    before = _landed(settings)
 
     now = now_utc()
-    t = _step(f"generating synthetic traffic (~{clicks:,} clicks, seed {seed}) straight into Kafka")
+    t = _step(f"sending synthetic traffic (~{clicks:,} clicks, seed {seed}) through the ingestion API {api}")
     truth = Truth()
     config = GeneratorConfig(
         start=now - timedelta(hours=3), duration=timedelta(hours=1), clicks=clicks, seed=seed
     )
-    result = send_to_kafka(generate_timed(config, truth), settings=settings)
-    clicks_sent = truth.distinct.get("click", 0)
+    sent = post_to_api(generate(config, truth), url=api)
     print(
-        f"    produced {result.produced:,} events ({clicks_sent:,} distinct clicks, "
-        f"{truth.duplicate_sends:,} client retries, {truth.late_events:,} late) "
-        f"in {time.monotonic() - t:.1f}s"
+        f"    {sent.accepted:,} accepted, {sent.duplicates:,} answered 'duplicate' (client retries), "
+        f"{sent.rejected:,} rejected; {truth.distinct.get('click', 0):,} distinct clicks, "
+        f"{truth.late_events:,} late events, in {time.monotonic() - t:.1f}s"
     )
+    accepted = sent.accepted
 
     if TALKINGDATA.exists():
-        t = _step(f"replaying real clicks from {TALKINGDATA.name}")
+        t = _step(f"replaying real clicks from {TALKINGDATA.name} through the API")
         stats = ReplayStats()
-        replayed = send_to_kafka(
-            with_clock(replay_events(TALKINGDATA, end=now, stats=stats), now), settings=settings
+        replayed = post_to_api(replay_events(TALKINGDATA, end=now, stats=stats), url=api)
+        accepted += replayed.accepted
+        print(
+            f"    {stats.clicks:,} clicks and {stats.conversions:,} conversions read; {replayed.accepted:,} "
+            f"accepted, {replayed.duplicates:,} duplicate, in {time.monotonic() - t:.1f}s"
         )
-        print(f"    produced {replayed.produced:,} events ({stats.clicks:,} clicks, {stats.conversions:,} "
-              f"conversions) in {time.monotonic() - t:.1f}s")  # fmt: skip
     else:
         print(f"\n(no {TALKINGDATA} here: skipping the real-data replay)")
 
-    t = _step("running the stream application until Kafka is drained (bronze landing)")
-    stream_app.run(settings, available_now=True, log=lambda line: print("    " + line))
+    t = _step("waiting for the stream application to land everything in Delta bronze")
+    _wait_for_bronze(settings, before + accepted)
     print(f"    done in {time.monotonic() - t:.1f}s")
 
     _step("registering the lake tables in Trino")

@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     kafka_port: int = 9092
     kafka_controller_port: int = 9093
     kafka_heap: str = "1g"
+    kafka_compression: Literal["none", "lz4", "gzip", "zstd"] = "lz4"
     topic_events: str = "adclick.events"
     topic_dlq: str = "adclick.events.dlq"
     topic_partitions: int = 12

@@ -55,6 +55,8 @@ def get_spark(
         .config("spark.ui.enabled", str(settings.spark_ui).lower())
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.databricks.delta.snapshotPartitions", str(settings.spark_shuffle_partitions))
+        # Partitioned writes (bronze: day x region) keep a few files open instead of sorting first.
+        .config("spark.sql.maxConcurrentOutputFileWriters", "16")
         .config("spark.sql.warehouse.dir", str(settings.path("spark-warehouse")))
         .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={settings.path('spark-derby')}")
         .config("spark.databricks.delta.schema.autoMerge.enabled", "false")

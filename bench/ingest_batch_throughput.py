@@ -2,7 +2,8 @@
 
 1,000 events a request (JSON array), a few requests in flight, against the stack's ingestion API
 (one uvicorn worker) producing with acks=all. A 202 means Kafka acknowledged every event (or
-the spool holds it; the run checks the spool stayed empty). The peer is the plain kafka-python
+the spool holds it; the run checks the spool stayed empty). The stream application is paused
+while it runs (it would land these events on the same two cores). The peer is the plain kafka-python
 producer on the same broker from ``kafka_producer_baseline`` in the same run: the ceiling of
 the client library the API uses.
 """

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 from adclick.contract import now_utc
+from adclick.settings import Settings
 
 
 def events(n: int, *, seed: int) -> list[dict[str, Any]]:
@@ -37,3 +40,22 @@ def percentile(sorted_values: list[float], q: float) -> float:
         return math.nan
     rank = max(1, math.ceil(q / 100 * len(sorted_values)))
     return sorted_values[rank - 1]
+
+
+@contextlib.contextmanager
+def paused(settings: Settings, program: str) -> Iterator[bool]:
+    """Stop a supervised program for the duration (restarting it after); yields whether it ran.
+
+    The ingestion benchmarks pause the stream application: on this 2-core machine its Spark
+    driver would otherwise land the benchmark's own events on the same cores as the API.
+    """
+    from infra import supervisor
+
+    running = supervisor.process_info(settings).get(program, {}).get("statename") == "RUNNING"
+    if running:
+        supervisor.stop_process(settings, program)
+    try:
+        yield running
+    finally:
+        if running:
+            supervisor.start_process(settings, program)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from adclick.errors import AdclickError
 
-class StackError(RuntimeError):
+
+class StackError(AdclickError):
     """A problem starting, stopping or installing the local stack."""

@@ -6,13 +6,17 @@ queries cleanly; a SIGKILL is safe too (the checkpoint and Delta's idempotent wr
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
+from adclick.errors import AdclickError
 from adclick.settings import Settings
 from speed_layer import heartbeat
 from speed_layer.bronze_sink import ensure_tables, land_batch
@@ -75,11 +79,47 @@ def run(
     log: Callable[[str], None] = print,
 ) -> None:
     """Start the queries and block until they finish (available-now) or a stop signal arrives."""
-    from adclick.spark import get_spark
-
     unknown = set(queries) - set(STARTERS)
     if unknown:
         raise ValueError(f"unknown stream queries {sorted(unknown)}; known: {sorted(STARTERS)}")
+    with single_instance(settings):
+        _run_locked(settings, queries, available_now, log)
+
+
+@contextlib.contextmanager
+def single_instance(settings: Settings) -> Iterator[None]:
+    """One stream application per data directory: two on the same checkpoints would corrupt them."""
+    lock_path = settings.path("stream", "app.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "?"
+            raise StreamAlreadyRunning(
+                f"the stream application is already running for {settings.home} (PID {owner}); "
+                "stop it first (`adclick down`, or supervisorctl stop stream)"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class StreamAlreadyRunning(AdclickError):
+    """Another stream application holds this data directory's lock."""
+
+
+def _run_locked(
+    settings: Settings, queries: tuple[str, ...], available_now: bool, log: Callable[[str], None]
+) -> None:
+    from adclick.spark import get_spark
+
     spark = get_spark("adclick-stream", settings=settings)
     running = [STARTERS[name](spark, settings, available_now=available_now) for name in queries]
     log(f"stream: started {', '.join(queries)} (checkpoints in {settings.path('checkpoints')})")

@@ -11,7 +11,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from adclick.catalog import table
 from adclick.settings import Settings
-from speed_layer.parse import to_bronze_rows, to_reject_rows, with_parsed_event
+from speed_layer.parse import narrow, to_bronze_rows, to_reject_rows, with_parsed_event
 
 APP_ID_EVENTS = "adclick-bronze-landing-events"
 APP_ID_REJECTS = "adclick-bronze-landing-rejects"
@@ -46,13 +46,13 @@ def ensure_tables(spark: SparkSession, settings: Settings) -> None:
 
 
 def land_batch(settings: Settings, batch: DataFrame, batch_id: int) -> None:
-    """foreachBatch body: parse once, write the valid rows and the rejects."""
-    parsed = with_parsed_event(batch).persist()
+    """foreachBatch body: parse once (cached narrow), write the valid rows and the rejects."""
+    landing = narrow(with_parsed_event(batch)).persist()
     try:
         events, rejects = table("bronze.events"), table("bronze.rejects")
-        _append(to_bronze_rows(parsed), events.path(settings), events.partition_by, APP_ID_EVENTS, batch_id)
-        bad = to_reject_rows(parsed)
+        _append(to_bronze_rows(landing), events.path(settings), events.partition_by, APP_ID_EVENTS, batch_id)
+        bad = to_reject_rows(landing)
         if not bad.isEmpty():
             _append(bad, rejects.path(settings), rejects.partition_by, APP_ID_REJECTS, batch_id)
     finally:
-        parsed.unpersist()
+        landing.unpersist()

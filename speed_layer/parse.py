@@ -3,8 +3,10 @@
 Input: the Kafka source's columns (``key``, ``value``, ``topic``, ``partition``, ``offset``,
 ``timestamp``). Output of :func:`with_parsed_event`: the same rows with an ``event`` struct parsed
 with the contract's Spark schema and a ``reject_reason`` (null when the record is a valid event).
-:func:`to_bronze_rows` and :func:`to_reject_rows` shape the two outputs; every input row lands in
-exactly one of them.
+:func:`narrow` keeps only what the two outputs need (the raw bytes only for rejects), so a
+micro-batch can be parsed once and cached small; :func:`to_bronze_rows` and
+:func:`to_reject_rows` shape the two outputs from either frame. Every input row lands in exactly
+one of them.
 """
 
 from __future__ import annotations
@@ -63,6 +65,20 @@ def with_parsed_event(kafka_df: DataFrame) -> DataFrame:
         kafka_df.withColumn("value_text", F.col("value").cast("string"))
         .withColumn("event", F.from_json(F.col("value_text"), spark_schema(), {"mode": "PERMISSIVE"}))
         .withColumn("reject_reason", _reason())
+    )
+
+
+def narrow(parsed: DataFrame) -> DataFrame:
+    """The parsed frame without the JSON text, and with the raw value kept only for rejects."""
+    return parsed.select(
+        "event",
+        "reject_reason",
+        F.when(F.col("reject_reason").isNotNull(), F.col("value")).alias("value"),
+        "key",
+        "topic",
+        "partition",
+        "offset",
+        "timestamp",
     )
 
 

@@ -143,3 +143,15 @@ def test_service_configs_bind_loopback(settings: Settings) -> None:
         services.airflow_env(settings)["AIRFLOW__API_AUTH__JWT_SECRET"]
         == env["AIRFLOW__API_AUTH__JWT_SECRET"]
     )
+
+
+def test_second_stream_application_is_refused(settings: Settings) -> None:
+    import os
+
+    from speed_layer.app import StreamAlreadyRunning, single_instance
+
+    refused = pytest.raises(StreamAlreadyRunning, match=rf"already running for .* \(PID {os.getpid()}\)")
+    with single_instance(settings), refused, single_instance(settings):
+        pass
+    with single_instance(settings):  # released: the next one may start
+        pass

@@ -93,3 +93,19 @@ def test_no_raw_personal_data_in_bronze(split) -> None:
     _, bronze, _ = split
     for row in bronze.values():
         assert "u-1" not in str(row.asDict()) and "10.1.2.3" not in str(row.asDict())
+
+
+def test_narrow_frame_gives_the_same_outputs_and_drops_valid_payloads(spark) -> None:
+    from speed_layer.parse import narrow
+
+    values = [_event(), b"{broken", _event(event_type="impression")]
+    parsed = with_parsed_event(_kafka_rows(spark, values))
+    slim = narrow(parsed)
+    assert sorted(map(tuple, to_bronze_rows(slim).collect())) == sorted(
+        map(tuple, to_bronze_rows(parsed).collect())
+    )
+    assert [tuple(r) for r in to_reject_rows(slim).collect()] == [
+        tuple(r) for r in to_reject_rows(parsed).collect()
+    ]
+    kept = {r.offset: r.value for r in slim.collect()}
+    assert kept == {100: None, 101: b"{broken", 102: None}  # raw bytes kept only where needed
