@@ -222,6 +222,27 @@ def status(s: Settings, log: Log = print) -> bool:
             f"{svc.name:<22} {state:<9} {p.get('pid') or '-':>7} {svc.port or '-':>6}  "
             f"{'healthy' if healthy else 'DOWN':<8} {rss:>8}  {supervisor.log_file(s, svc.name)}"
         )
+    if "stream" in info:
+        log(_stream_line(s))
     log("")
     print_urls(s, services, log)
     return all_ok
+
+
+def _stream_line(s: Settings) -> str:
+    from speed_layer import heartbeat
+
+    beat = heartbeat.read(s)
+    if not beat:
+        return "stream: no heartbeat yet"
+    try:
+        behind = heartbeat.lag(s)
+    except Exception as exc:  # Kafka down: say so, status must not fail
+        behind = f"unknown ({type(exc).__name__})"
+    parts = [
+        f"stream lag: {behind:,} records behind Kafka" if isinstance(behind, int) else f"stream lag: {behind}"
+    ]
+    for name, q in beat.get("queries", {}).items():
+        rate = q.get("rows_per_s") or 0
+        parts.append(f"{name} batch {q.get('batch_id')} ({q.get('input_rows')} rows, {rate:.0f} rows/s)")
+    return "; ".join(parts)

@@ -39,3 +39,28 @@ def read(settings: Settings) -> dict[str, Any] | None:
 def is_fresh(settings: Settings) -> bool:
     beat = read(settings)
     return bool(beat and beat["queries"] and time.time() - beat["updated_at"] < STALE_AFTER_S)
+
+
+def kafka_end_offsets(settings: Settings, topic: str) -> dict[int, int]:
+    """The topic's current end offset per partition (what a caught-up consumer has read)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False)
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        ends = consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+        return {tp.partition: offset for tp, offset in ends.items()}
+    finally:
+        consumer.close()
+
+
+def lag(settings: Settings, query: str = "bronze_landing") -> int | None:
+    """Records in the events topic the query has not processed yet (None: no heartbeat)."""
+    beat = read(settings)
+    info = (beat or {}).get("queries", {}).get(query)
+    if not info or not info.get("end_offsets"):
+        return None
+    first = info["end_offsets"][0] or {}
+    done = (json.loads(first) if isinstance(first, str) else first).get(settings.topic_events, {})
+    ends = kafka_end_offsets(settings, settings.topic_events)
+    return sum(max(0, end - int(done.get(str(p), 0))) for p, end in ends.items())
