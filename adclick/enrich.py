@@ -1,0 +1,163 @@
+"""Enrichment of events, shared by the speed layer (per micro-batch) and the batch layer (per day).
+
+Reads event rows with the bronze columns (``speed_layer.parse.to_bronze_rows``) and, for the joins,
+the ``dims.*`` reference tables. Writes nothing: every function is ``DataFrame -> DataFrame`` and
+keeps the grain of its input (one output row per input row; the dimension joins are left joins on a
+key made unique first, so they never drop or multiply events).
+
+* :func:`with_device` adds ``device_type``, ``os``, ``browser`` parsed from ``user_agent``.
+* :func:`enrich_ads` adds ``advertiser_id``, ``cpc_micros`` and fills a missing ``campaign_id``
+  from the ads dimension.
+* :func:`enrich_users` adds ``age_group``, ``segment`` from the user profiles dimension.
+
+``region`` is not derived here: bronze already carries it (computed from ``country`` at ingestion).
+"""
+
+from __future__ import annotations
+
+import pyspark.sql.functions as F
+from pyspark.sql import Column, DataFrame
+
+UNKNOWN = "unknown"
+OTHER = "other"
+
+# Automated clients (crawlers, headless browsers, HTTP libraries), case-insensitive. A superset of
+# the generator's ``traffic.user_agents.BOT_MARKERS``; the unit tests check that it covers them.
+BOT_RE = (
+    r"(?i)(bot|crawl|spider|slurp|headless|phantomjs|python-requests|python-urllib|aiohttp|httpx|"
+    r"curl/|wget/|scrapy|go-http-client|okhttp|java/|libwww|apache-httpclient|facebookexternalhit)"
+)
+
+# Each list is tried in order; the first regex found in the user agent wins. The order matters
+# because user agents name their ancestors: Edge and Samsung Internet also say "Chrome", Chrome also
+# says "Safari", an iPad says "Mac OS X" and "Mobile", Android says "Linux", ChromeOS says "X11".
+_TABLET = r"iPad|Tablet|Kindle|Silk/|Android(?!.*Mobi)"
+_MOBILE = r"iPhone|iPod|Mobi|Windows Phone"
+_OS: tuple[tuple[str, str], ...] = (
+    (r"iPhone|iPad|iPod", "iOS"),
+    (r"Android", "Android"),
+    (r"CrOS", "ChromeOS"),
+    (r"Windows", "Windows"),
+    (r"Macintosh|Mac OS X", "macOS"),
+    (r"FreeBSD|OpenBSD|NetBSD|SunOS|BlackBerry|BB10|KAIOS|Tizen|[Ww]eb0?OS|PlayStation|Nintendo", OTHER),
+    (r"Linux|X11", "Linux"),
+)
+_DESKTOP_OS = ("Windows", "macOS", "Linux", "ChromeOS")
+_BROWSER: tuple[tuple[str, str], ...] = (
+    (r"SamsungBrowser/", "Samsung Internet"),
+    (r"Edg(e|A|iOS)?/", "Edge"),
+    (r"OPR/|OPiOS/|Opera", "Opera"),
+    (r"Firefox/|FxiOS/", "Firefox"),
+    (r"Chrome/|CriOS/|Chromium/", "Chrome"),
+    (r"Safari/", "Safari"),
+)
+
+
+def _first_match(text: Column, cases: tuple[tuple[str, str], ...], otherwise: Column) -> Column:
+    expr = otherwise
+    for pattern, label in reversed(cases):
+        expr = F.when(text.rlike(pattern), F.lit(label)).otherwise(expr)
+    return expr
+
+
+def with_device(df: DataFrame) -> DataFrame:
+    """Adds ``device_type``, ``os`` and ``browser`` from ``user_agent`` (regexes, no UDF).
+
+    * ``device_type``: ``bot`` | ``tablet`` (iPad, Android without "Mobi", "Tablet") | ``mobile``
+      (iPhone, "Mobi") | ``desktop`` (a desktop OS, or X11) | ``unknown`` (no UA, or a UA naming no
+      desktop OS, such as a TV or an HTTP client).
+    * ``os``: ``iOS`` | ``Android`` | ``ChromeOS`` | ``Windows`` | ``macOS`` | ``Linux`` | ``other``
+      (a recognised minor platform: BSD, Tizen, KaiOS, consoles...) | ``unknown`` (no UA, or no
+      platform named, as in ``curl/8.5.0``).
+    * ``browser``: ``bot`` for automated clients, else ``Samsung Internet`` | ``Edge`` | ``Opera`` |
+      ``Firefox`` | ``Chrome`` | ``Safari`` | ``other`` (a UA naming none of them) | ``unknown``
+      (no UA).
+
+    A null or blank ``user_agent`` gives ``unknown`` for all three. Bots keep the OS their UA names
+    (HeadlessChrome on Linux -> ``Linux``).
+    """
+    ua = F.col("user_agent")
+    missing = ua.isNull() | (F.trim(ua) == "")
+    bot = ua.rlike(BOT_RE)
+    os_name = F.when(missing, F.lit(UNKNOWN)).otherwise(_first_match(ua, _OS, F.lit(UNKNOWN)))
+    device = (
+        F.when(missing, F.lit(UNKNOWN))
+        .when(bot, F.lit("bot"))
+        .when(ua.rlike(_TABLET), F.lit("tablet"))
+        .when(ua.rlike(_MOBILE), F.lit("mobile"))
+        .when(os_name.isin(*_DESKTOP_OS) | ua.contains("X11"), F.lit("desktop"))
+        .otherwise(F.lit(UNKNOWN))
+    )
+    browser = (
+        F.when(missing, F.lit(UNKNOWN))
+        .when(bot, F.lit("bot"))
+        .otherwise(_first_match(ua, _BROWSER, F.lit(OTHER)))
+    )
+    return df.withColumns({"device_type": device, "os": os_name, "browser": browser})
+
+
+def enrich_ads(df: DataFrame, ads: DataFrame) -> DataFrame:
+    """Left join with the ads dimension (``ad_id``, ``campaign_id``, ``advertiser_id``, ``cpc_micros``).
+
+    Adds (or replaces) ``advertiser_id`` (string) and ``cpc_micros`` (long), null for an ad the
+    dimension does not know; ``campaign_id`` becomes coalesce(event's, dimension's), so the event's
+    own value wins. The dimension is small and broadcast. Should it hold an ``ad_id`` twice, the
+    smallest (campaign_id, advertiser_id, cpc_micros) row is used, so the join never multiplies events
+    (the dimension's data-quality suite is where such a duplicate is reported).
+    """
+    best = F.min(
+        F.struct(
+            F.col("campaign_id").cast("string").alias("campaign_id"),
+            F.col("advertiser_id").cast("string").alias("advertiser_id"),
+            F.col("cpc_micros").cast("long").alias("cpc_micros"),
+        )
+    )
+    dim = (
+        ads.where(F.col("ad_id").isNotNull())
+        .groupBy(F.col("ad_id").alias("_dim_ad_id"))
+        .agg(best.alias("_dim"))
+        .select(
+            "_dim_ad_id",
+            F.col("_dim.campaign_id").alias("_dim_campaign_id"),
+            F.col("_dim.advertiser_id").alias("advertiser_id"),
+            F.col("_dim.cpc_micros").alias("cpc_micros"),
+        )
+    )
+    events = df.drop("advertiser_id", "cpc_micros")
+    joined = events.join(F.broadcast(dim), events["ad_id"] == dim["_dim_ad_id"], "left")
+    return joined.withColumn("campaign_id", F.coalesce(F.col("campaign_id"), F.col("_dim_campaign_id"))).drop(
+        "_dim_ad_id", "_dim_campaign_id"
+    )
+
+
+def enrich_users(df: DataFrame, users: DataFrame) -> DataFrame:
+    """Left join with the user profiles dimension (``user_key``, ``age_group``, ``segment``).
+
+    Adds (or replaces) ``age_group`` and ``segment``: ``unknown`` for a null ``user_key``, a user the
+    dimension does not know, or a null attribute. A ``user_key`` held twice uses the smallest
+    (age_group, segment) row, so events are never multiplied.
+    """
+    best = F.min(
+        F.struct(
+            F.col("age_group").cast("string").alias("age_group"),
+            F.col("segment").cast("string").alias("segment"),
+        )
+    )
+    dim = (
+        users.where(F.col("user_key").isNotNull())
+        .groupBy(F.col("user_key").alias("_dim_user_key"))
+        .agg(best.alias("_dim"))
+        .select(
+            "_dim_user_key",
+            F.col("_dim.age_group").alias("_dim_age_group"),
+            F.col("_dim.segment").alias("_dim_segment"),
+        )
+    )
+    events = df.drop("age_group", "segment")
+    joined = events.join(dim, events["user_key"] == dim["_dim_user_key"], "left")
+    return joined.withColumns(
+        {
+            "age_group": F.coalesce(F.col("_dim_age_group"), F.lit(UNKNOWN)),
+            "segment": F.coalesce(F.col("_dim_segment"), F.lit(UNKNOWN)),
+        }
+    ).drop("_dim_user_key", "_dim_age_group", "_dim_segment")
