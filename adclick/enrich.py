@@ -96,6 +96,18 @@ def with_device(df: DataFrame) -> DataFrame:
     return df.withColumns({"device_type": device, "os": os_name, "browser": browser})
 
 
+def _one_row_per_key(dim: DataFrame, key: str, columns: dict[str, str]) -> DataFrame:
+    """The dimension with one row per non-null key: the smallest row of the given columns (cast),
+    renamed ``_dim_<key>`` / ``_dim_<column>`` so the join can never multiply or shadow events."""
+    best = F.min(F.struct(*[F.col(c).cast(t).alias(c) for c, t in columns.items()]))
+    return (
+        dim.where(F.col(key).isNotNull())
+        .groupBy(F.col(key).alias(f"_dim_{key}"))
+        .agg(best.alias("_dim"))
+        .select(f"_dim_{key}", *[F.col(f"_dim.{c}").alias(f"_dim_{c}") for c in columns])
+    )
+
+
 def enrich_ads(df: DataFrame, ads: DataFrame) -> DataFrame:
     """Left join with the ads dimension (``ad_id``, ``campaign_id``, ``advertiser_id``, ``cpc_micros``).
 
@@ -105,24 +117,9 @@ def enrich_ads(df: DataFrame, ads: DataFrame) -> DataFrame:
     smallest (campaign_id, advertiser_id, cpc_micros) row is used, so the join never multiplies events
     (the dimension's data-quality suite is where such a duplicate is reported).
     """
-    best = F.min(
-        F.struct(
-            F.col("campaign_id").cast("string").alias("campaign_id"),
-            F.col("advertiser_id").cast("string").alias("advertiser_id"),
-            F.col("cpc_micros").cast("long").alias("cpc_micros"),
-        )
-    )
-    dim = (
-        ads.where(F.col("ad_id").isNotNull())
-        .groupBy(F.col("ad_id").alias("_dim_ad_id"))
-        .agg(best.alias("_dim"))
-        .select(
-            "_dim_ad_id",
-            F.col("_dim.campaign_id").alias("_dim_campaign_id"),
-            F.col("_dim.advertiser_id").alias("advertiser_id"),
-            F.col("_dim.cpc_micros").alias("cpc_micros"),
-        )
-    )
+    dim = _one_row_per_key(
+        ads, "ad_id", {"campaign_id": "string", "advertiser_id": "string", "cpc_micros": "long"}
+    ).withColumnsRenamed({"_dim_advertiser_id": "advertiser_id", "_dim_cpc_micros": "cpc_micros"})
     events = df.drop("advertiser_id", "cpc_micros")
     joined = events.join(F.broadcast(dim), events["ad_id"] == dim["_dim_ad_id"], "left")
     return joined.withColumn("campaign_id", F.coalesce(F.col("campaign_id"), F.col("_dim_campaign_id"))).drop(
@@ -137,22 +134,7 @@ def enrich_users(df: DataFrame, users: DataFrame) -> DataFrame:
     dimension does not know, or a null attribute. A ``user_key`` held twice uses the smallest
     (age_group, segment) row, so events are never multiplied.
     """
-    best = F.min(
-        F.struct(
-            F.col("age_group").cast("string").alias("age_group"),
-            F.col("segment").cast("string").alias("segment"),
-        )
-    )
-    dim = (
-        users.where(F.col("user_key").isNotNull())
-        .groupBy(F.col("user_key").alias("_dim_user_key"))
-        .agg(best.alias("_dim"))
-        .select(
-            "_dim_user_key",
-            F.col("_dim.age_group").alias("_dim_age_group"),
-            F.col("_dim.segment").alias("_dim_segment"),
-        )
-    )
+    dim = _one_row_per_key(users, "user_key", {"age_group": "string", "segment": "string"})
     events = df.drop("age_group", "segment")
     joined = events.join(dim, events["user_key"] == dim["_dim_user_key"], "left")
     return joined.withColumns(

@@ -12,6 +12,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from adclick.times import parse_time
+
 
 def _positive_int(text: str) -> int:
     try:
@@ -31,25 +33,14 @@ def _port(text: str) -> int:
 
 
 def _issued_at(text: str) -> float:
-    """``now``, epoch seconds, or an RFC 3339 time (no zone means UTC)."""
-    value = text.strip()
-    if value.lower() == "now":
-        return time.time()
+    """``now``, epoch seconds, or an RFC 3339 time (no zone means UTC), as epoch seconds."""
     try:
-        return float(value)
+        return float(text.strip())
     except ValueError:
         pass
-    if value.endswith(("Z", "z")):
-        value = value[:-1] + "+00:00"
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not a time: {text!r} (use 'now', epoch seconds or e.g. 2026-01-02T03:04:05Z)"
-        ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
+    if text.strip().lower() == "now":
+        return time.time()
+    return parse_time(text, datetime.now(tz=UTC)).timestamp()
 
 
 def _ingest_api(args: argparse.Namespace) -> int:

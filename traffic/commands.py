@@ -10,9 +10,11 @@ import argparse
 import re
 import sys
 from dataclasses import fields
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+from adclick.times import parse_time
 
 _DURATION = re.compile(r"^(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+(?:\.\d+)?)s)?$")
 
@@ -38,24 +40,6 @@ def parse_duration(text: str) -> timedelta:
     if seconds <= 0:
         raise argparse.ArgumentTypeError(f"duration must be positive: {text!r}")
     return timedelta(seconds=seconds)
-
-
-def parse_time(text: str, now: datetime) -> datetime:
-    """``now`` or an RFC 3339 / ISO 8601 time (``Z`` or an offset; no zone means UTC)."""
-    value = text.strip()
-    if value.lower() == "now":
-        return now
-    if value.endswith(("Z", "z")):
-        value = value[:-1] + "+00:00"
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not a time: {text!r} (use 'now' or e.g. 2026-01-02T03:04:05Z)"
-        ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 def _config_default(name: str) -> Any:
