@@ -68,7 +68,7 @@ def wait_healthy(s: Settings, services: list[Service], log: Log) -> None:
         info = supervisor.process_info(s)
         for name, svc in list(pending.items()):
             state = info.get(name, {}).get("statename")
-            if state in ("FATAL", "EXITED", "BACKOFF"):
+            if state == "FATAL":  # EXITED / BACKOFF are transient: supervisord restarts the program
                 raise StackError(
                     f"{name} failed to start ({state}); last lines of {supervisor.log_file(s, name)}:\n"
                     + _tail(supervisor.log_file(s, name))
@@ -157,9 +157,12 @@ def up(s: Settings, log: Log = print) -> None:
             svc.prepare()
     log(f"starting {len(services)} services under supervisord (state in {s.home}) ...")
     supervisor.start(s, services)
-    wait_healthy(s, services, log)
+    # Kafka first, then its topics, so the stream application never starts on a missing topic.
+    kafka = [svc for svc in services if svc.name == "kafka"]
+    wait_healthy(s, kafka, log)
     created = ensure_topics(s)
     log(f"kafka topics: {', '.join(created) + ' created' if created else 'present'}")
+    wait_healthy(s, [svc for svc in services if svc.name != "kafka"], log)
     log(f"s3 bucket {s.s3_bucket}: {'created' if ensure_bucket(s) else 'present'}")
     log(f"stack up in {time.monotonic() - t0:.1f}s")
     print_urls(s, services, log)
