@@ -43,6 +43,8 @@ TABLES: dict[str, Table] = {
             ("reject_date",),
             "one row per Kafka record that failed parsing or validation",
         ),
+        Table("speed", "ad_clicks_minute", ("window_date",), "minute x ad x campaign x country x device"),
+        Table("speed", "top_ads_minute", ("window_date",), "top ads by non-fraud clicks, minute x rank"),
     ]
 }
 

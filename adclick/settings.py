@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     stream_trigger_seconds: float = 2.0
     stream_max_offsets_per_trigger: int = 500_000
     stream_starting_offsets: Literal["earliest", "latest"] = "earliest"
+    speed_watermark: str = Field(default="10 minutes", description="Event-time watermark of the speed layer.")
+    speed_top_n: int = 100
 
     # Lake
     lake_root: str = ""

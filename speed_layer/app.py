@@ -49,26 +49,57 @@ def _watch(
 ) -> None:
     """Wait for the queries, logging each new micro-batch and keeping the heartbeat fresh."""
     last_batch: dict[str, int] = {}
+    late: dict[str, int] = {}  # events behind the watermark, dropped by the speed layer (bronze keeps them)
     while not stop.is_set() and any(q.isActive for q in running):
         stop.wait(2)
         beat = {}
         for q in running:
+            for p in q.recentProgress:  # every batch since the last look, not only the latest
+                if p["batchId"] <= last_batch.get(q.name, -1):
+                    continue
+                last_batch[q.name] = p["batchId"]
+                dropped = sum(op.get("numRowsDroppedByWatermark", 0) for op in p.get("stateOperators", []))
+                late[q.name] = late.get(q.name, 0) + dropped
+                rate = p.get("processedRowsPerSecond") or 0
+                log(
+                    f"stream: {q.name} batch {p['batchId']}: {p['numInputRows']} rows, {rate:.0f} rows/s"
+                    + (f", {dropped} behind the watermark" if dropped else "")
+                )
             p = q.lastProgress or {}
             beat[q.name] = {
                 "active": q.isActive,
                 "batch_id": p.get("batchId"),
                 "input_rows": p.get("numInputRows"),
                 "rows_per_s": p.get("processedRowsPerSecond"),
+                "late_rows_dropped": late.get(q.name, 0),
                 "end_offsets": [src.get("endOffset") for src in p.get("sources", [])],
             }
-            if p and p.get("batchId") != last_batch.get(q.name):
-                last_batch[q.name] = p["batchId"]
-                rate = p.get("processedRowsPerSecond") or 0
-                log(f"stream: {q.name} batch {p['batchId']}: {p['numInputRows']} rows, {rate:.0f} rows/s")
         heartbeat.write(settings, beat)
 
 
-STARTERS: dict[str, Callable[..., StreamingQuery]] = {"bronze": start_bronze}
+def start_speed(spark: SparkSession, settings: Settings, *, available_now: bool = False) -> StreamingQuery:
+    """Valid events, deduplicated by event_id within the event-time watermark, into speed.*."""
+    from speed_layer.parse import to_bronze_rows, with_parsed_event
+    from speed_layer.speed_sink import update_batch
+
+    events = (
+        to_bronze_rows(with_parsed_event(kafka_events(spark, settings)))
+        .withWatermark("event_time", settings.speed_watermark)
+        .dropDuplicatesWithinWatermark(["event_id"])
+    )
+    writer = (
+        events.writeStream.queryName("speed_minute")
+        .option("checkpointLocation", checkpoint_dir(settings, "speed"))
+        .foreachBatch(lambda df, batch_id: update_batch(settings, df, batch_id, top_n=settings.speed_top_n))
+    )
+    if available_now:
+        writer = writer.trigger(availableNow=True)
+    else:
+        writer = writer.trigger(processingTime=f"{settings.stream_trigger_seconds} seconds")
+    return writer.start()
+
+
+STARTERS: dict[str, Callable[..., StreamingQuery]] = {"bronze": start_bronze, "speed": start_speed}
 
 
 def run(

@@ -1,0 +1,106 @@
+"""Speed layer sink: one micro-batch of events (deduplicated within the watermark) ->
+``speed.ad_clicks_minute`` (MERGE) and ``speed.top_ads_minute`` (the affected minutes rewritten).
+
+Grain: ``speed.ad_clicks_minute`` has one row per (``window_start`` minute, ``ad_id``,
+``campaign_id``, ``country``, ``device_type``) with the counts of :mod:`speed_layer.aggregates`
+and a mergeable HLL sketch of users; ``speed.top_ads_minute`` one row per (minute, rank) for the
+top ``n`` ads by non-fraud clicks. A micro-batch's counts are *added* to the rows it touches
+(sketches unioned), so the current minute is visible within a trigger.
+
+Exactly once: the MERGE runs with Delta's idempotent-write settings (``txnAppId`` =
+:data:`APP_ID`, ``txnVersion`` = the batch id) on the query's own session, so a micro-batch
+replayed after a crash is skipped by Delta instead of being added twice.
+"""
+
+from __future__ import annotations
+
+import pyspark.sql.functions as F
+from pyspark.sql import DataFrame
+
+from adclick.catalog import table
+from adclick.enrich import with_device
+from adclick.fraud import with_fraud
+from adclick.settings import Settings
+from speed_layer.aggregates import COUNTS, DIMENSIONS, minute_aggregates, top_ads
+
+APP_ID = "adclick-speed-minute"
+APP_ID_TOP = "adclick-speed-top"
+KEYS = ("window_start", *DIMENSIONS)
+TXN_APP = "spark.databricks.delta.write.txnAppId"
+TXN_VERSION = "spark.databricks.delta.write.txnVersion"
+
+
+def with_partition_date(aggs: DataFrame) -> DataFrame:
+    return aggs.withColumn("window_date", F.to_date("window_start"))
+
+
+def _merge_minutes(batch: DataFrame, settings: Settings, aggs: DataFrame, batch_id: int) -> None:
+    from delta.tables import DeltaTable
+
+    spark = batch.sparkSession
+    t = table("speed.ad_clicks_minute")
+    rows = with_partition_date(aggs)
+    if not DeltaTable.isDeltaTable(spark, t.path(settings)):
+        rows.write.format("delta").partitionBy(*t.partition_by).option("txnAppId", APP_ID).option(
+            "txnVersion", batch_id
+        ).save(t.path(settings))
+        return
+    update = {c: F.col(f"t.{c}") + F.col(f"s.{c}") for c in COUNTS}
+    union = F.expr("hll_union(t.users_sketch, s.users_sketch)")
+    update["users_sketch"] = union
+    update["unique_users"] = F.hll_sketch_estimate(union)
+    condition = " AND ".join(f"t.{k} = s.{k}" for k in ("window_date", *KEYS))
+    spark.conf.set(TXN_APP, APP_ID)
+    spark.conf.set(TXN_VERSION, str(batch_id))
+    try:
+        (
+            DeltaTable.forPath(spark, t.path(settings))
+            .alias("t")
+            .merge(rows.alias("s"), condition)
+            .whenMatchedUpdate(set=update)
+            .whenNotMatchedInsertAll()
+            .execute()
+        )
+    finally:
+        spark.conf.unset(TXN_APP)
+        spark.conf.unset(TXN_VERSION)
+
+
+def _rewrite_top(batch: DataFrame, settings: Settings, minutes: list[str], batch_id: int, n: int) -> None:
+    """Recompute the top ads of the minutes this batch touched, from the merged minute table.
+
+    ``minutes`` are ``yyyy-MM-dd HH:mm:ss`` texts made by Spark from the batch's own windows (in
+    the session's UTC), never user input; Delta's ``replaceWhere`` only takes SQL text.
+    """
+    spark = batch.sparkSession
+    minute_table = spark.read.format("delta").load(table("speed.ad_clicks_minute").path(settings))
+    wanted = [F.to_timestamp(F.lit(m)) for m in minutes]
+    touched = minute_table.where(F.col("window_start").isin(*wanted))
+    top = top_ads(touched, n=n).withColumn("window_date", F.to_date("window_start"))
+    t = table("speed.top_ads_minute")
+    condition = "window_start IN (" + ", ".join(f"TIMESTAMP '{m}'" for m in minutes) + ")"
+    (
+        top.write.format("delta")
+        .mode("overwrite")
+        .option("replaceWhere", condition)
+        .option("txnAppId", APP_ID_TOP)
+        .option("txnVersion", batch_id)
+        .partitionBy(*t.partition_by)
+        .save(t.path(settings))
+    )
+
+
+def update_batch(settings: Settings, batch: DataFrame, batch_id: int, *, top_n: int = 100) -> None:
+    """foreachBatch body: enrich, score fraud, aggregate per minute, merge, refresh the top ads."""
+    events = with_fraud(with_device(batch)).persist()
+    try:
+        aggs = minute_aggregates(events).persist()
+        stamps = aggs.select(F.date_format("window_start", "yyyy-MM-dd HH:mm:ss").alias("m")).distinct()
+        minutes = sorted(r.m for r in stamps.collect())
+        if not minutes:
+            return
+        _merge_minutes(batch, settings, aggs, batch_id)
+        _rewrite_top(batch, settings, minutes, batch_id, top_n)
+        aggs.unpersist()
+    finally:
+        events.unpersist()
