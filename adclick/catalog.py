@@ -44,6 +44,9 @@ TABLES: dict[str, Table] = {
             "one row per Kafka record that failed parsing or validation",
         ),
         Table("speed", "ad_clicks_minute", ("window_date",), "minute x ad x campaign x country x device"),
+        Table(
+            "speed", "ad_clicks_5min", ("window_date",), "5-minute window (sliding by 1) x ad x dimensions"
+        ),
         Table("speed", "top_ads_minute", ("window_date",), "top ads by non-fraud clicks, minute x rank"),
     ]
 }

@@ -1,14 +1,16 @@
 """Speed layer sink: one micro-batch of events (deduplicated within the watermark) ->
-``speed.ad_clicks_minute`` (MERGE) and ``speed.top_ads_minute`` (the affected minutes rewritten).
+``speed.ad_clicks_minute`` and ``speed.ad_clicks_5min`` (MERGE) and ``speed.top_ads_minute``
+(the affected minutes rewritten).
 
 Grain: ``speed.ad_clicks_minute`` has one row per (``window_start`` minute, ``ad_id``,
 ``campaign_id``, ``country``, ``device_type``) with the counts of :mod:`speed_layer.aggregates`
-and a mergeable HLL sketch of users; ``speed.top_ads_minute`` one row per (minute, rank) for the
-top ``n`` ads by non-fraud clicks. A micro-batch's counts are *added* to the rows it touches
-(sketches unioned), so the current minute is visible within a trigger.
+and a mergeable HLL sketch of users; ``speed.ad_clicks_5min`` the same over 5-minute windows
+sliding by a minute (each event counts in 5 of them); ``speed.top_ads_minute`` one row per
+(minute, rank) for the top ``n`` ads by non-fraud clicks. A micro-batch's counts are *added* to
+the rows it touches (sketches unioned), so the current minute is visible within a trigger.
 
-Exactly once: the MERGE runs with Delta's idempotent-write settings (``txnAppId`` =
-:data:`APP_ID`, ``txnVersion`` = the batch id) on the query's own session, so a micro-batch
+Exactly once: each MERGE runs with Delta's idempotent-write settings (``txnAppId`` =
+:data:`APP_ID` and the table, ``txnVersion`` = the batch id) on the query's own session, so a micro-batch
 replayed after a crash is skipped by Delta instead of being added twice.
 """
 
@@ -21,7 +23,7 @@ from adclick.catalog import table
 from adclick.enrich import with_device
 from adclick.fraud import with_fraud
 from adclick.settings import Settings
-from speed_layer.aggregates import COUNTS, DIMENSIONS, minute_aggregates, top_ads
+from speed_layer.aggregates import COUNTS, DIMENSIONS, minute_aggregates, sliding_aggregates, top_ads
 
 APP_ID = "adclick-speed-minute"
 APP_ID_TOP = "adclick-speed-top"
@@ -34,14 +36,16 @@ def with_partition_date(aggs: DataFrame) -> DataFrame:
     return aggs.withColumn("window_date", F.to_date("window_start"))
 
 
-def _merge_minutes(batch: DataFrame, settings: Settings, aggs: DataFrame, batch_id: int) -> None:
+def _merge_windows(batch: DataFrame, settings: Settings, name: str, aggs: DataFrame, batch_id: int) -> None:
+    """Add a batch's window aggregates to a speed table: counts summed, sketches unioned."""
     from delta.tables import DeltaTable
 
     spark = batch.sparkSession
-    t = table("speed.ad_clicks_minute")
+    t = table(name)
+    app_id = f"{APP_ID}:{name}"
     rows = with_partition_date(aggs)
     if not DeltaTable.isDeltaTable(spark, t.path(settings)):
-        rows.write.format("delta").partitionBy(*t.partition_by).option("txnAppId", APP_ID).option(
+        rows.write.format("delta").partitionBy(*t.partition_by).option("txnAppId", app_id).option(
             "txnVersion", batch_id
         ).save(t.path(settings))
         return
@@ -50,7 +54,7 @@ def _merge_minutes(batch: DataFrame, settings: Settings, aggs: DataFrame, batch_
     update["users_sketch"] = union
     update["unique_users"] = F.hll_sketch_estimate(union)
     condition = " AND ".join(f"t.{k} = s.{k}" for k in ("window_date", *KEYS))
-    spark.conf.set(TXN_APP, APP_ID)
+    spark.conf.set(TXN_APP, app_id)
     spark.conf.set(TXN_VERSION, str(batch_id))
     try:
         (
@@ -99,7 +103,8 @@ def update_batch(settings: Settings, batch: DataFrame, batch_id: int, *, top_n: 
         minutes = sorted(r.m for r in stamps.collect())
         if not minutes:
             return
-        _merge_minutes(batch, settings, aggs, batch_id)
+        _merge_windows(batch, settings, "speed.ad_clicks_minute", aggs, batch_id)
+        _merge_windows(batch, settings, "speed.ad_clicks_5min", sliding_aggregates(events), batch_id)
         _rewrite_top(batch, settings, minutes, batch_id, top_n)
         aggs.unpersist()
     finally:

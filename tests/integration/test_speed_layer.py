@@ -71,6 +71,24 @@ def test_minute_counts_equal_truth_and_replays_add_nothing(isolated: Settings, s
     }
     assert best == expected_best
 
+    # Each 5-minute window holds exactly the events of its five minutes (distinct counts add up).
+    five = spark.read.format("delta").load(table("speed.ad_clicks_5min").path(isolated))
+    keys = ["ad_id", "campaign_id", "country", "device_type"]
+    m = minutes.alias("m")
+    expected_five = (
+        five.select("window_start", *keys).distinct().alias("f")
+        .join(m, [F.col(f"f.{k}") == F.col(f"m.{k}") for k in keys]
+              + [F.col("m.window_start") >= F.col("f.window_start"),
+                 F.col("m.window_start") < F.col("f.window_start") + F.expr("INTERVAL 5 MINUTES")])
+        .groupBy("f.window_start", *[F.col(f"f.{k}") for k in keys])
+        .agg(F.sum("m.clicks").alias("clicks"), F.sum("m.fraud_clicks").alias("fraud_clicks"),
+             F.sum("m.impressions").alias("impressions"))
+    )  # fmt: skip
+    five_cols = ["window_start", *keys, "clicks", "fraud_clicks", "impressions"]
+    five_before = sorted(map(tuple, five.select(five_cols).collect()))
+    assert five_before == sorted(map(tuple, expected_five.collect()))
+    assert five.count() > minutes.count()  # sliding: an event counts in 5 windows
+
     before = sorted(map(tuple, minutes.drop("users_sketch").collect()))
     # Roll the checkpoint back to "batch 0 planned, never committed", as after a crash between the
     # MERGE and the checkpoint's commit: Spark runs batch 0 again with the same offsets, and Delta
@@ -84,3 +102,5 @@ def test_minute_counts_equal_truth_and_replays_add_nothing(isolated: Settings, s
     assert (checkpoint / "commits" / "0").exists()  # batch 0 was run again
     after = spark.read.format("delta").load(table("speed.ad_clicks_minute").path(isolated))
     assert sorted(map(tuple, after.drop("users_sketch").collect())) == before
+    five_after = spark.read.format("delta").load(table("speed.ad_clicks_5min").path(isolated))
+    assert sorted(map(tuple, five_after.select(five_cols).collect())) == five_before
