@@ -14,18 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
-import subprocess
 import time
 import uuid
 
 import orjson
 
 from adclick.settings import Settings
+from bench.kafka_producer_baseline import producer_performance
 from bench.load import events, paused, percentile
 from bench.result import write_result
-from infra import artifacts
-from infra.java import java17_home
 
 RATE = float(os.environ.get("BENCH_SINGLE_RATE", "1000"))
 SECONDS = float(os.environ.get("BENCH_SINGLE_SECONDS", "30"))
@@ -72,20 +69,12 @@ def _kafka_perf_at_rate(settings: Settings, records: int) -> dict[str, float]:
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     admin.create_topics([NewTopic(topic, settings.topic_partitions, 1)])
     try:
-        cmd = [
-            str(java17_home(settings) / "bin" / "java"), "-Xmx256m",
-            "-cp", artifacts.kafka_classpath(settings), "org.apache.kafka.tools.ProducerPerformance",
-            "--topic", topic, "--num-records", str(records),
-            "--record-size", "400", "--throughput", str(int(RATE)), "--producer-props",
-            f"bootstrap.servers={settings.kafka_bootstrap_servers}", "acks=all", "linger.ms=5",
-        ]  # fmt: skip
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=600).stdout
+        return producer_performance(
+            settings, topic, records=records, record_size=400, throughput=int(RATE), props=["linger.ms=5"]
+        )
     finally:
         admin.delete_topics([topic])
         admin.close()
-    final = [line for line in out.splitlines() if "records sent" in line][-1]
-    lat = [float(x) for x in re.findall(r"([\d.]+) ms", final)]
-    return {"avg_ms": lat[0], "max_ms": lat[1], "p50_ms": lat[2], "p95_ms": lat[3], "p99_ms": lat[4]}
 
 
 def _wait_caught_up(settings: Settings, timeout_s: float = 300) -> None:

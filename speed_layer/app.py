@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterator
 
 from pyspark.sql import SparkSession
-from pyspark.sql.streaming import StreamingQuery
+from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
 
 from adclick.errors import AdclickError
 from adclick.settings import Settings
@@ -29,6 +29,13 @@ def checkpoint_dir(settings: Settings, query: str) -> str:
     return str(settings.path("checkpoints", query))
 
 
+def _triggered(writer: DataStreamWriter, settings: Settings, available_now: bool) -> DataStreamWriter:
+    """Drain what Kafka holds and stop (available-now), or run every ``stream_trigger_seconds``."""
+    if available_now:
+        return writer.trigger(availableNow=True)
+    return writer.trigger(processingTime=f"{settings.stream_trigger_seconds} seconds")
+
+
 def start_bronze(spark: SparkSession, settings: Settings, *, available_now: bool = False) -> StreamingQuery:
     ensure_tables(spark, settings)
     writer = (
@@ -37,11 +44,7 @@ def start_bronze(spark: SparkSession, settings: Settings, *, available_now: bool
         .option("checkpointLocation", checkpoint_dir(settings, "bronze"))
         .foreachBatch(lambda df, batch_id: land_batch(settings, df, batch_id))
     )
-    if available_now:
-        writer = writer.trigger(availableNow=True)
-    else:
-        writer = writer.trigger(processingTime=f"{settings.stream_trigger_seconds} seconds")
-    return writer.start()
+    return _triggered(writer, settings, available_now).start()
 
 
 def _watch(
@@ -92,11 +95,7 @@ def start_speed(spark: SparkSession, settings: Settings, *, available_now: bool 
         .option("checkpointLocation", checkpoint_dir(settings, "speed"))
         .foreachBatch(lambda df, batch_id: update_batch(settings, df, batch_id, top_n=settings.speed_top_n))
     )
-    if available_now:
-        writer = writer.trigger(availableNow=True)
-    else:
-        writer = writer.trigger(processingTime=f"{settings.stream_trigger_seconds} seconds")
-    return writer.start()
+    return _triggered(writer, settings, available_now).start()
 
 
 STARTERS: dict[str, Callable[..., StreamingQuery]] = {"bronze": start_bronze, "speed": start_speed}

@@ -97,8 +97,8 @@ def _rewrite_top(batch: DataFrame, settings: Settings, minutes: list[str], batch
 def update_batch(settings: Settings, batch: DataFrame, batch_id: int, *, top_n: int = 100) -> None:
     """foreachBatch body: enrich, score fraud, aggregate per minute, merge, refresh the top ads."""
     events = with_fraud(with_device(batch)).persist()
+    aggs = minute_aggregates(events).persist()
     try:
-        aggs = minute_aggregates(events).persist()
         stamps = aggs.select(F.date_format("window_start", "yyyy-MM-dd HH:mm:ss").alias("m")).distinct()
         minutes = sorted(r.m for r in stamps.collect())
         if not minutes:
@@ -106,6 +106,6 @@ def update_batch(settings: Settings, batch: DataFrame, batch_id: int, *, top_n: 
         _merge_windows(batch, settings, "speed.ad_clicks_minute", aggs, batch_id)
         _merge_windows(batch, settings, "speed.ad_clicks_5min", sliding_aggregates(events), batch_id)
         _rewrite_top(batch, settings, minutes, batch_id, top_n)
-        aggs.unpersist()
     finally:
+        aggs.unpersist()
         events.unpersist()

@@ -54,3 +54,11 @@ def topic(stack: Settings) -> Iterator[str]:
     yield name
     admin.delete_topics([name])
     admin.close()
+
+
+@pytest.fixture
+def isolated(stack: Settings, topic: str, tmp_path) -> Settings:
+    """The stack's wiring with a private lake, checkpoints and events topic (one test's own stream)."""
+    return stack.model_copy(
+        update={"home": tmp_path, "lake_root": (tmp_path / "lake").as_uri(), "topic_events": topic}
+    )

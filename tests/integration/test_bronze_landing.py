@@ -13,14 +13,6 @@ from adclick.settings import Settings
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def isolated(stack: Settings, topic: str, tmp_path) -> Settings:
-    """The stack's wiring with a private lake, checkpoints and events topic."""
-    return stack.model_copy(
-        update={"home": tmp_path, "lake_root": (tmp_path / "lake").as_uri(), "topic_events": topic}
-    )
-
-
 def _send_generated(settings: Settings, clicks: int = 300):
     from traffic.generator import GeneratorConfig, generate_timed
     from traffic.sinks import send_to_kafka

@@ -14,13 +14,6 @@ from adclick.settings import Settings
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def isolated(stack: Settings, topic: str, tmp_path) -> Settings:
-    return stack.model_copy(
-        update={"home": tmp_path, "lake_root": (tmp_path / "lake").as_uri(), "topic_events": topic}
-    )
-
-
 def test_minute_counts_equal_truth_and_replays_add_nothing(isolated: Settings, spark) -> None:
     from speed_layer import app
     from traffic.generator import GeneratorConfig, generate_timed
