@@ -48,6 +48,21 @@ TABLES: dict[str, Table] = {
             "speed", "ad_clicks_5min", ("window_date",), "5-minute window (sliding by 1) x ad x dimensions"
         ),
         Table("speed", "top_ads_minute", ("window_date",), "top ads by non-fraud clicks, minute x rank"),
+        Table("silver", "events", ("event_date",), "one row per distinct event_id: enriched, fraud-scored"),
+        Table("gold", "ad_clicks_hourly", ("day",), "hour x ad x campaign x advertiser x country x device"),
+        Table("gold", "ad_clicks_daily", ("day",), "day x ad x campaign x advertiser x country x device"),
+        Table("gold", "ad_clicks_monthly", ("month",), "month x the daily dimensions; exact uniques"),
+        Table("gold", "audience_daily", ("day",), "day x ad x campaign x region x age group x segment"),
+        Table("gold", "experiments_daily", ("day",), "day x experiment x variant x ad"),
+        Table("ops", "batch_watermark", (), "one row per day that passed its gates (latest = watermark)"),
+        Table("ops", "job_runs", (), "one row per batch job run: inputs, outputs, row counts, status"),
+        Table("ops", "reconciliation", ("day",), "day x ad: speed vs gold clicks and the reason"),
+        Table("ops", "reconciliation_summary", (), "one row per reconciled day"),
+        Table("ops", "dq_results", (), "one row per expectation checked"),
+        Table("ops", "stream_progress", (), "one row per stream micro-batch: rows, late rows dropped"),
+        Table("ops", "fraud_models", (), "one row per trained fraud model version, with its metrics"),
+        Table("dims", "ads", (), "ad -> campaign -> advertiser, CPC"),
+        Table("dims", "users", (), "user_key -> age group, segment"),
     ]
 }
 

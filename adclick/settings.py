@@ -58,6 +58,24 @@ class Settings(BaseSettings):
     # Lake
     lake_root: str = ""
 
+    # Batch layer
+    batch_grace_hours: float = Field(
+        default=2.0, description="Late-arrival grace after a day closes before daily_batch recomputes it."
+    )
+    reconcile_max_drift: float = Field(
+        default=0.02, description="Speed vs gold click drift (share of gold clicks) above which a day fails."
+    )
+    fraud_model_threshold: float = Field(default=0.5, description="Model score from which a click is fraud.")
+    dq_row_count_tolerance: float = Field(
+        default=0.9, description="A day's rows may differ from the previous days' mean by this share."
+    )
+
+    # Serving
+    k_anonymity: int = Field(default=5, description="Demographic groups with fewer distinct users are hidden.")
+    query_cache_ttl_seconds: float = 30.0
+    trino_analyst_user: str = "analyst"
+    trino_ingest_user: str = "ingest"
+
     # Trino
     trino_host: str = "127.0.0.1"
     trino_port: int = 8081
