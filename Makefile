@@ -43,6 +43,7 @@ test: install
 	$(BIN)/pytest tests
 
 test-unit: install
+	$(BIN)/adclick install
 	$(BIN)/pytest tests/unit
 
 test-integration: install

@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--clicks", type=int, default=3000, help="synthetic clicks to generate (default 3000)")
     d.set_defaults(func=_demo)
     st = sub.add_parser("stream", help="run the stream application (bronze landing, speed layer)")
-    st.add_argument("--queries", default="bronze", help="comma-separated queries to run (default: bronze)")
+    st.add_argument("--queries", default="bronze,speed", help="queries to run (default: bronze,speed)")
     st.add_argument("--available-now", action="store_true", help="process what Kafka holds, then stop")
     st.set_defaults(func=_stream)
     q = sub.add_parser("query", help="run SQL on Trino and print the result")

@@ -233,19 +233,24 @@ def status(s: Settings, log: Log = print) -> bool:
 
 
 def _stream_line(s: Settings) -> str:
+    """One line per stream query: Kafka lag, last batch, and events dropped behind the watermark."""
     from speed_layer import heartbeat
 
     beat = heartbeat.read(s)
     if not beat:
         return "stream: no heartbeat yet"
-    try:
-        behind = heartbeat.lag(s)
-    except Exception as exc:  # Kafka down: say so, status must not fail
-        behind = f"unknown ({type(exc).__name__})"
-    parts = [
-        f"stream lag: {behind:,} records behind Kafka" if isinstance(behind, int) else f"stream lag: {behind}"
-    ]
+    parts = []
     for name, q in beat.get("queries", {}).items():
+        try:
+            behind = heartbeat.lag(s, name)
+            lag_text = f"lag {behind:,}" if isinstance(behind, int) else "lag unknown"
+        except Exception as exc:  # Kafka down: say so, status must not fail
+            lag_text = f"lag unknown ({type(exc).__name__})"
         rate = q.get("rows_per_s") or 0
-        parts.append(f"{name} batch {q.get('batch_id')} ({q.get('input_rows')} rows, {rate:.0f} rows/s)")
-    return "; ".join(parts)
+        late = q.get("late_rows_dropped") or 0
+        parts.append(
+            f"stream {name}: {lag_text} records behind Kafka, batch {q.get('batch_id')} "
+            f"({q.get('input_rows')} rows, {rate:.0f} rows/s)"
+            + (f", {late:,} late rows dropped" if late else "")
+        )
+    return "\n".join(parts) or "stream: no query reported yet"

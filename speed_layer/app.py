@@ -11,18 +11,20 @@ import fcntl
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
 
+from adclick.dims import DimsCache
 from adclick.errors import AdclickError
 from adclick.settings import Settings
-from speed_layer import heartbeat
+from speed_layer import heartbeat, progress_sink
 from speed_layer.bronze_sink import ensure_tables, land_batch
 from speed_layer.source import kafka_events
 
-QUERIES = ("bronze",)
+QUERIES = ("bronze", "speed")
 
 
 def checkpoint_dir(settings: Settings, query: str) -> str:
@@ -48,24 +50,33 @@ def start_bronze(spark: SparkSession, settings: Settings, *, available_now: bool
 
 
 def _watch(
-    settings: Settings, running: list[StreamingQuery], stop: threading.Event, log: Callable[[str], None]
+    spark: SparkSession,
+    settings: Settings,
+    running: list[StreamingQuery],
+    stop: threading.Event,
+    log: Callable[[str], None],
 ) -> None:
-    """Wait for the queries, logging each new micro-batch and keeping the heartbeat fresh."""
+    """Wait for the queries, logging each new micro-batch, keeping the heartbeat fresh and
+    appending the batches' progress to ``ops.stream_progress``."""
     last_batch: dict[str, int] = {}
     late: dict[str, int] = {}  # events behind the watermark, dropped by the speed layer (bronze keeps them)
-    while not stop.is_set() and any(q.isActive for q in running):
+    pending: list[tuple] = []
+    flushed_at = time.monotonic()
+    while True:
         stop.wait(2)
+        active = not stop.is_set() and any(q.isActive for q in running)
         beat = {}
         for q in running:
             for p in q.recentProgress:  # every batch since the last look, not only the latest
                 if p["batchId"] <= last_batch.get(q.name, -1):
                     continue
                 last_batch[q.name] = p["batchId"]
-                dropped = sum(op.get("numRowsDroppedByWatermark", 0) for op in p.get("stateOperators", []))
+                row = progress_sink.progress_row(q.name, p)
+                pending.append(row)
+                dropped = row[-1]
                 late[q.name] = late.get(q.name, 0) + dropped
-                rate = p.get("processedRowsPerSecond") or 0
                 log(
-                    f"stream: {q.name} batch {p['batchId']}: {p['numInputRows']} rows, {rate:.0f} rows/s"
+                    f"stream: {q.name} batch {p['batchId']}: {row[3]} rows, {row[4]:.0f} rows/s"
                     + (f", {dropped} behind the watermark" if dropped else "")
                 )
             p = q.lastProgress or {}
@@ -78,6 +89,15 @@ def _watch(
                 "end_offsets": [src.get("endOffset") for src in p.get("sources", [])],
             }
         heartbeat.write(settings, beat)
+        if pending and (not active or time.monotonic() - flushed_at >= progress_sink.FLUSH_SECONDS):
+            try:
+                progress_sink.append(spark, settings, pending)
+                pending = []
+            except Exception as exc:  # the figures stay in the log; never stop the stream for them
+                log(f"stream: could not append to ops.stream_progress ({exc}); will retry")
+            flushed_at = time.monotonic()
+        if not active:
+            return
 
 
 def start_speed(spark: SparkSession, settings: Settings, *, available_now: bool = False) -> StreamingQuery:
@@ -90,10 +110,13 @@ def start_speed(spark: SparkSession, settings: Settings, *, available_now: bool 
         .withWatermark("event_time", settings.speed_watermark)
         .dropDuplicatesWithinWatermark(["event_id"])
     )
+    dims = DimsCache(settings)
     writer = (
         events.writeStream.queryName("speed_minute")
         .option("checkpointLocation", checkpoint_dir(settings, "speed"))
-        .foreachBatch(lambda df, batch_id: update_batch(settings, df, batch_id, top_n=settings.speed_top_n))
+        .foreachBatch(
+            lambda df, batch_id: update_batch(settings, df, batch_id, top_n=settings.speed_top_n, dims=dims)
+        )
     )
     return _triggered(writer, settings, available_now).start()
 
@@ -159,7 +182,7 @@ def _run_locked(
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous[sig] = signal.signal(sig, lambda *_: stop.set())
     try:
-        _watch(settings, running, stop, log)
+        _watch(spark, settings, running, stop, log)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -20,7 +20,8 @@ import pyspark.sql.functions as F
 from pyspark.sql import DataFrame
 
 from adclick.catalog import table
-from adclick.enrich import with_device
+from adclick.dims import DimsCache
+from adclick.enrich import enrich_ads, enrich_users, with_device
 from adclick.fraud import with_fraud
 from adclick.settings import Settings
 from speed_layer.aggregates import COUNTS, DIMENSIONS, minute_aggregates, sliding_aggregates, top_ads
@@ -94,9 +95,19 @@ def _rewrite_top(batch: DataFrame, settings: Settings, minutes: list[str], batch
     )
 
 
-def update_batch(settings: Settings, batch: DataFrame, batch_id: int, *, top_n: int = 100) -> None:
-    """foreachBatch body: enrich, score fraud, aggregate per minute, merge, refresh the top ads."""
-    events = with_fraud(with_device(batch)).persist()
+def update_batch(
+    settings: Settings, batch: DataFrame, batch_id: int, *, top_n: int = 100, dims: DimsCache | None = None
+) -> None:
+    """foreachBatch body: enrich, score fraud, aggregate per minute, merge, refresh the top ads.
+
+    ``dims`` gives the ads and user-profile dimensions (cached across batches); without it the
+    events keep their own ``campaign_id`` and the demographics are ``unknown``.
+    """
+    enriched = with_device(batch)
+    if dims is not None:
+        ads, users = dims.get(batch.sparkSession)
+        enriched = enrich_users(enrich_ads(enriched, ads), users)
+    events = with_fraud(enriched).persist()
     aggs = minute_aggregates(events).persist()
     try:
         stamps = aggs.select(F.date_format("window_start", "yyyy-MM-dd HH:mm:ss").alias("m")).distinct()

@@ -1,31 +1,19 @@
-"""Unit tier fixtures. ``spark`` is a plain local session (no Kafka/Delta jars, no services)."""
+"""Unit tier fixtures. ``spark`` is a local session with the Delta extension (no services)."""
 
 from __future__ import annotations
-
-import os
 
 import pytest
 
 
 @pytest.fixture(scope="session")
 def spark():
+    """A local session with the Delta extension (jars from the artifact cache), UI off, 2 shuffle
+    partitions. Delta here is a library, not a service: unit tests may write to a temp lake."""
     from adclick.settings import get_settings
-    from infra.java import java17_home
+    from adclick.spark import get_spark
 
-    settings = get_settings()
-    os.environ.setdefault("JAVA_HOME", str(java17_home(settings)))
-    os.environ["SPARK_LOCAL_IP"] = settings.bind_host
-    from pyspark.sql import SparkSession
-
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("adclick-unit")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.driver.host", settings.bind_host)
-        .getOrCreate()
+    session = get_spark(
+        "adclick-unit", settings=get_settings(), extra_conf={"spark.sql.shuffle.partitions": "2"}
     )
     yield session
     session.stop()

@@ -1,0 +1,134 @@
+"""speed_throughput: events/s the speed layer sustains (dedup, enrich, fraud, MERGE into speed.*).
+
+Method: a private topic is filled with valid contract events whose event times are recent and
+spread over a few minutes (so the watermark drops none), then the speed query drains it (trigger
+available-now, ``BENCH_SPEED_PER_BATCH`` records a micro-batch) into a private lake. The
+sustainable input rate is the processing rate of the micro-batches after the first (rows /
+trigger time from the query's progress): offered below it, Kafka lag does not grow; above it, it
+does. The peer, in the same run and on the same topic: a plain Spark read of the topic with no
+parsing and no aggregation (a ``noop`` sink), the ceiling of any query on this machine.
+The stack's own stream application is paused meanwhile (it would share the two cores).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from adclick.settings import Settings
+from bench.load import events, paused
+from bench.result import write_result
+
+RECORDS = int(os.environ.get("BENCH_SPEED_RECORDS", "600000"))
+PER_BATCH = int(os.environ.get("BENCH_SPEED_PER_BATCH", "150000"))
+
+
+def _fill(settings: Settings) -> int:
+    from adclick.contract import now_utc
+    from traffic.sinks import send_to_kafka
+
+    base = now_utc() - timedelta(minutes=5)
+    batch = events(RECORDS, seed=9101)
+    step = timedelta(minutes=4) / len(batch)
+    timed = []
+    for i, event in enumerate(batch):  # recent, in order: nothing is behind the watermark
+        at = base + i * step
+        timed.append((at, {**event, "ts": at.isoformat().replace("+00:00", "Z")}))
+    result = send_to_kafka(timed, settings=settings)
+    assert result.invalid == 0 and result.failed == 0, result.errors
+    return result.produced
+
+
+def _steady(progress: list[dict]) -> tuple[float, list[dict]]:
+    later = [p for p in progress if p["batchId"] > 0 and p["numInputRows"]]
+    rows = sum(p["numInputRows"] for p in later)
+    seconds = sum(p["durationMs"]["triggerExecution"] for p in later) / 1000
+    batches = [{"batch": p["batchId"], "rows": p["numInputRows"], **p["durationMs"]} for p in progress]
+    return (rows / seconds if seconds else float("nan")), batches
+
+
+def _timed_plain_read(spark, settings: Settings, out: Path) -> tuple[float, float]:
+    from speed_layer.source import kafka_events
+
+    start = time.perf_counter()
+    query = (
+        kafka_events(spark, settings)
+        .writeStream.format("noop")
+        .option("checkpointLocation", str(out / "checkpoint"))
+        .trigger(availableNow=True)
+        .start()
+    )
+    query.awaitTermination()
+    steady, _ = _steady(query.recentProgress)
+    return time.perf_counter() - start, steady
+
+
+def run(settings: Settings, context: dict | None = None) -> dict:
+    import tempfile
+
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    from adclick.catalog import table
+    from adclick.spark import get_spark
+    from speed_layer.app import start_speed
+
+    topic = f"bench.speed.{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin.create_topics([NewTopic(topic, num_partitions=settings.topic_partitions, replication_factor=1)])
+    work = Path(tempfile.mkdtemp(prefix="bench-speed-", dir=settings.home))
+    private = settings.model_copy(
+        update={
+            "home": work,
+            "lake_root": (work / "lake").as_uri(),
+            "topic_events": topic,
+            "stream_max_offsets_per_trigger": PER_BATCH,
+        }
+    )
+    try:
+        with paused(settings, "stream"):
+            produced = _fill(private)
+            spark = get_spark("bench-speed", settings=private)
+            start = time.perf_counter()
+            query = start_speed(spark, private, available_now=True)
+            query.awaitTermination()
+            speed_s = time.perf_counter() - start
+            steady, batches = _steady(query.recentProgress)
+            minutes = spark.read.format("delta").load(table("speed.ad_clicks_minute").path(private))
+            counted = minutes.selectExpr("sum(impressions + clicks + fraud_clicks + conversions)").first()[0]
+            plain_s, plain_steady = _timed_plain_read(spark, private, work / "plain")
+            spark.stop()
+    finally:
+        admin.delete_topics([topic])
+        admin.close()
+    params = {
+        "records": produced,
+        "partitions": settings.topic_partitions,
+        "spark_master": settings.spark_master,
+        "max_offsets_per_trigger": PER_BATCH,
+        "watermark": settings.speed_watermark,
+    }
+    ratio = steady / plain_steady if plain_steady else float("nan")
+    return write_result(
+        "speed_throughput",
+        metric="events/s the speed layer sustains (processing rate of steady micro-batches)",
+        value=steady,
+        unit="events/s",
+        peer={
+            "name": "plain Spark read of the same topic (noop sink, no parsing)",
+            "value": round(plain_steady, 1),
+        },
+        params=params,
+        summary=(
+            f"{steady:,.0f} events/s steady ({produced / speed_s:,.0f} overall incl. first batch); "
+            f"plain read {plain_steady:,.0f} events/s (ratio {ratio:.3f})"
+        ),
+        ratio=round(ratio, 4),
+        overall_events_per_s=round(produced / speed_s, 1),
+        plain_overall_events_per_s=round(produced / plain_s, 1),
+        counted_events=int(counted or 0),
+        batches_ms=batches,
+        seconds=round(speed_s, 2),
+    )
