@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from datetime import date, timedelta
 
 from adclick.settings import get_settings
 
@@ -61,6 +62,42 @@ def _stream(args: argparse.Namespace) -> int:
     return 0
 
 
+def _query_api(args: argparse.Namespace) -> int:
+    from query_api.server import run
+
+    run(get_settings(), port=args.port, workers=args.workers)
+    return 0
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from adclick.spark import get_spark
+    from batch_layer.pipeline import register, run_step
+
+    settings = get_settings()
+    days = [
+        args.date + timedelta(days=i)
+        for i in range((args.to or args.date).toordinal() - args.date.toordinal() + 1)
+    ]
+    if not days:
+        print("error: --to is before --date", file=sys.stderr)
+        return 2
+    spark = get_spark(f"adclick-batch-{args.job}", settings=settings)
+    try:
+        for day in days:
+            run_step(spark, settings, args.job, day, log=lambda line: print(line, file=sys.stderr))
+    finally:
+        spark.stop()
+    if args.job == "day" and not args.no_register:
+        try:
+            print(f"batch: registered in Trino: {register(None, settings, days[-1], '')}", file=sys.stderr)
+        except Exception as exc:  # Trino not running: the lake is written, registration can wait
+            print(
+                f"warning: could not register the tables in Trino ({exc}); `make up` then rerun",
+                file=sys.stderr,
+            )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="adclick", description="Ad-click counting and aggregation backend.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -77,6 +114,30 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--queries", default="bronze,speed", help="queries to run (default: bronze,speed)")
     st.add_argument("--available-now", action="store_true", help="process what Kafka holds, then stop")
     st.set_defaults(func=_stream)
+    qa = sub.add_parser("query-api", help="serve the query API and live dashboard (port ADCLICK_QUERY_PORT)")
+    qa.add_argument("--port", type=int, default=None)
+    qa.add_argument("--workers", type=int, default=1)
+    qa.set_defaults(func=_query_api)
+    b = sub.add_parser("batch", help="run a batch job for a day (or a range of days)")
+    b.add_argument(
+        "job",
+        choices=[
+            "day",
+            "silver",
+            "quality",
+            "gold",
+            "reconcile",
+            "watermark",
+            "monthly",
+            "train-fraud-model",
+            "dq-report",
+        ],
+        help="day = silver, quality, gold, reconcile, watermark in order (then registers in Trino)",
+    )
+    b.add_argument("--date", required=True, type=date.fromisoformat, help="the UTC day (YYYY-MM-DD)")
+    b.add_argument("--to", type=date.fromisoformat, help="last day of a range (inclusive), one day at a time")
+    b.add_argument("--no-register", action="store_true", help="with `day`: do not register in Trino")
+    b.set_defaults(func=_batch)
     q = sub.add_parser("query", help="run SQL on Trino and print the result")
     q.add_argument("sql")
     q.set_defaults(func=_query)

@@ -7,6 +7,7 @@ servers, Spark master, lake root (``file://`` or ``s3a://``), Trino host, S3 end
 from __future__ import annotations
 
 import functools
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -59,6 +60,9 @@ class Settings(BaseSettings):
     lake_root: str = ""
 
     # Batch layer
+    batch_start_date: date = Field(
+        default=date(2026, 11, 1), description="First day daily_batch schedules (catch-up starts here)."
+    )
     batch_grace_hours: float = Field(
         default=2.0, description="Late-arrival grace after a day closes before daily_batch recomputes it."
     )
@@ -71,7 +75,7 @@ class Settings(BaseSettings):
     )
 
     # Serving
-    k_anonymity: int = Field(default=5, description="Demographic groups with fewer distinct users are hidden.")
+    k_anonymity: int = Field(default=5, description="Smaller demographic groups are hidden.")
     query_cache_ttl_seconds: float = 30.0
     trino_analyst_user: str = "analyst"
     trino_ingest_user: str = "ingest"

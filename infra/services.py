@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -258,6 +259,23 @@ def _prepare_trino(s: Settings) -> None:
     if lake is not None:
         lake.mkdir(parents=True, exist_ok=True)
     (etc / "catalog" / f"{s.trino_catalog}.properties").write_text("\n".join(lines) + "\n")
+    _write_access_control(s, etc)
+
+
+def _write_access_control(s: Settings, etc: Path) -> None:
+    """File-based access control (infra/trino/rules.json) with the configured user and catalog names."""
+    src = Path(__file__).parent / "trino"
+    rules = json.loads((src / "rules.json").read_text())
+    names = {"admin": s.trino_user, "analyst": s.trino_analyst_user, "ingest": s.trino_ingest_user}
+    for section in rules.values():
+        for rule in section:
+            if rule.get("user") in names:
+                rule["user"] = re.escape(names[rule["user"]])
+            if rule.get("catalog") == "delta":
+                rule["catalog"] = re.escape(s.trino_catalog)
+    (etc / "rules.json").write_text(json.dumps(rules, indent=2) + "\n")
+    template = (src / "access-control.properties").read_text()
+    (etc / "access-control.properties").write_text(template.replace("@RULES_FILE@", str(etc / "rules.json")))
 
 
 def trino_healthy(s: Settings) -> bool:
@@ -324,6 +342,8 @@ def airflow_env(s: Settings) -> dict[str, str]:
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(d / "logs"),
         "AIRFLOW__TRIGGERER__DEFAULT_CAPACITY": "50",
         "AIRFLOW__WEBSERVER__WEB_SERVER_HOST": s.bind_host,
+        # The tasks read the same settings as the process that started the stack.
+        **{k: v for k, v in os.environ.items() if k.startswith("ADCLICK_")},
         "ADCLICK_HOME": str(s.home),
         "SPARK_LOCAL_IP": s.bind_host,
         "NO_PROXY": "*",
@@ -489,6 +509,21 @@ def ingest_api_service(s: Settings) -> Service:
     )
 
 
+def query_api_service(s: Settings) -> Service:
+    return Service(
+        name="query-api",
+        command=[_adclick_bin(), "query-api"],
+        env=app_env(s),
+        port=s.query_port,
+        url=f"http://{s.bind_host}:{s.query_port}/",
+        # 503 is healthy here: the API is up and says that Trino is not (yet).
+        health=lambda: _http_ok(
+            f"http://{s.bind_host}:{s.query_port}/v1/health", lambda r: r.status_code in (200, 503)
+        ),
+        start_timeout=60,
+    )
+
+
 def stream_healthy(s: Settings) -> bool:
     from speed_layer.heartbeat import is_fresh
 
@@ -512,4 +547,4 @@ def stream_service(s: Settings) -> Service:
 
 def all_services(s: Settings) -> list[Service]:
     infra = [kafka_service(s), s3_service(s), trino_service(s), *airflow_services(s)]
-    return [*infra, ingest_api_service(s), stream_service(s)] if s.stack_apps else infra
+    return [*infra, ingest_api_service(s), query_api_service(s), stream_service(s)] if s.stack_apps else infra

@@ -1,0 +1,1 @@
+"""The batch layer: per-day silver (deduplicated, enriched, fraud-scored) and exact gold tables."""

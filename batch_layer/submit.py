@@ -1,0 +1,86 @@
+"""Batch jobs through ``spark-submit``: the command the DAGs run, and the script it runs.
+
+``command(settings, step, day)`` builds ``spark-submit --master <ADCLICK_SPARK_MASTER> ...
+batch_layer/submit.py <step> --date <day>``, so pointing ``ADCLICK_SPARK_MASTER`` at a cluster
+(``spark://``, ``yarn``, ``k8s://``) moves every batch job there without touching a DAG. The jars
+(Delta, Kafka) come from the artifact cache, like every other Spark process of the project.
+Run as a script, it runs one step of :mod:`batch_layer.pipeline` and exits non-zero with the
+step's error message when it fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from adclick.settings import Settings
+
+SCRIPT = Path(__file__).resolve()
+
+
+def spark_submit_bin() -> Path:
+    import pyspark
+
+    return Path(pyspark.__file__).resolve().parent / "bin" / "spark-submit"
+
+
+def command(settings: Settings, step: str, day: date) -> str:
+    """The shell command running ``step`` for ``day`` through spark-submit (quoted, for a bash task)."""
+    from adclick.spark import java_env, spark_jars
+
+    jars = ",".join(str(p) for p in spark_jars(settings))
+    env = {**java_env(settings), "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    args = [
+        "env",
+        *[f"{k}={v}" for k, v in env.items()],
+        str(spark_submit_bin()),
+        "--master",
+        settings.spark_master,
+        "--driver-memory",
+        settings.spark_driver_memory,
+        "--jars",
+        jars,
+        "--conf",
+        f"spark.driver.host={settings.bind_host}",
+        "--conf",
+        f"spark.pyspark.python={sys.executable}",
+        "--conf",
+        f"spark.pyspark.driver.python={sys.executable}",
+        str(SCRIPT),
+        step,
+        "--date",
+        day.isoformat(),
+    ]
+    return " ".join(shlex.quote(a) for a in args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from adclick.errors import AdclickError
+    from adclick.settings import get_settings
+    from adclick.spark import get_spark
+    from batch_layer.pipeline import run_step
+
+    parser = argparse.ArgumentParser(prog="batch_layer/submit.py")
+    parser.add_argument("step")
+    parser.add_argument("--date", required=True, type=date.fromisoformat)
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    spark = get_spark(f"adclick-batch-{args.step}", settings=settings)
+    try:
+        run_step(spark, settings, args.step, args.date)
+    except AdclickError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        spark.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(SCRIPT.parent.parent))  # spark-submit puts only this file's folder on the path
+    sys.exit(main())

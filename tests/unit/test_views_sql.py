@@ -1,0 +1,510 @@
+"""The serving SQL files: contract names and columns, the lambda merge's boundary, apply_views' rules.
+
+No Trino here. The contract is checked on the SQL text; the merge logic is run on DuckDB (the
+files translated for its dialect: ``SECURITY DEFINER`` dropped, ``timestamp(3) with time zone`` ->
+``timestamptz``) with a few rows per source table; :func:`serving.views.apply_views` runs against
+fake DB-API connections that fail like Trino does (``TABLE_NOT_FOUND``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, date, datetime
+from typing import Any
+
+import duckdb
+import pytest
+from trino.exceptions import TrinoUserError
+
+from adclick.settings import Settings
+from serving import views
+from serving.views import (
+    SQL_DIR,
+    ServingSqlError,
+    apply_views,
+    apply_views_report,
+    split_statements,
+    sql_files,
+    strip_comments,
+)
+
+CONTRACT = {
+    "ad_clicks_minute": (
+        "window_start", "ad_id", "campaign_id", "country", "device_type",
+        "clicks", "fraud_clicks", "unique_users", "is_final",
+    ),
+    "ad_clicks_hourly": (
+        "window_start", "ad_id", "campaign_id", "country", "device_type",
+        "clicks", "fraud_clicks", "unique_users", "is_final",
+    ),
+    "ad_clicks_daily": (
+        "day", "ad_id", "campaign_id", "country", "device_type", "impressions", "clicks",
+        "fraud_clicks", "conversions", "unique_users", "cost_micros", "revenue_micros", "is_final",
+    ),
+    "top_ads_minute": ("window_start", "rank", "ad_id", "clicks"),
+}  # fmt: skip
+FILES = {
+    "ad_clicks_minute": "010_ad_clicks_minute.sql",
+    "ad_clicks_hourly": "011_ad_clicks_hourly.sql",
+    "ad_clicks_daily": "012_ad_clicks_daily.sql",
+    "top_ads_minute": "013_top_ads_minute.sql",
+}
+
+
+# --- text checks ---------------------------------------------------------------------------------
+
+
+def _top_level_selects(sql: str) -> list[list[str]]:
+    """Output column names of every SELECT at parenthesis depth 0 (the view's own select lists)."""
+    text = strip_comments(sql)
+    body = text[re.search(r"\bAS\b", text[re.search(r"\bVIEW\b", text, re.I).end() :], re.I).end() :]
+    lists: list[list[str]] = []
+    depth = 0
+    i = 0
+    current: list[str] | None = None
+    item = ""
+    while i < len(body):
+        ch = body[i]
+        word = re.match(r"[A-Za-z_]+", body[i:]) if (i == 0 or not body[i - 1].isalnum()) else None
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if depth == 0 and word and word.group(0).upper() == "SELECT":
+            current, item = [], ""
+            i += len("SELECT")
+            continue
+        if depth == 0 and word and word.group(0).upper() == "FROM" and current is not None:
+            current.append(item)
+            lists.append([_output_name(x) for x in current])
+            current = None
+            i += len("FROM")
+            continue
+        if current is not None:
+            if depth == 0 and ch == ",":
+                current.append(item)
+                item = ""
+            else:
+                item += ch
+        i += 1
+    if current is not None:  # a SELECT without FROM
+        current.append(item)
+        lists.append([_output_name(x) for x in current])
+    return lists
+
+
+def _output_name(expression: str) -> str:
+    expression = expression.strip()
+    alias = re.search(r"\bAS\s+(\w+)\s*$", expression, re.I)
+    if alias:
+        return alias.group(1).lower()
+    return expression.split(".")[-1].strip().lower()
+
+
+@pytest.mark.parametrize("view", sorted(CONTRACT))
+def test_each_contract_view_has_its_file_and_columns(view: str) -> None:
+    path = SQL_DIR / FILES[view]
+    assert path.is_file(), f"{path} missing"
+    statements = split_statements(path.read_text(encoding="utf-8"))
+    creating = [s for s in statements if s.view == f"delta.serving.{view}"]
+    assert creating, f"{path.name} does not create delta.serving.{view}"
+    for statement in creating:  # the primary and every fallback keep the contract
+        assert re.search(r"CREATE\s+OR\s+REPLACE\s+VIEW", statement.sql, re.I)
+        selects = _top_level_selects(statement.sql)
+        assert selects, statement.sql[:200]
+        for names in selects:
+            missing = [c for c in CONTRACT[view] if c not in names]
+            assert not missing, f"{path.name}: select list lacks {missing}: {names}"
+
+
+def test_every_file_is_idempotent_ddl_with_a_header_comment() -> None:
+    files = sql_files()
+    assert [p.name for p in files] == sorted(p.name for p in files)
+    assert files[0].name == "001_schemas.sql"
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        assert text.lstrip().startswith("--"), f"{path.name} has no header comment"
+        for statement in split_statements(text):
+            body = strip_comments(statement.sql).strip().upper()
+            assert body.startswith(("CREATE OR REPLACE VIEW", "CREATE SCHEMA IF NOT EXISTS")), path.name
+
+
+def test_the_column_parser_would_notice_a_missing_column() -> None:
+    sql = "CREATE OR REPLACE VIEW delta.serving.x AS SELECT a, f(b, c) AS d, t.e FROM (SELECT z FROM y) AS t"
+    assert _top_level_selects(sql) == [["a", "d", "e"]]
+
+
+def test_split_ignores_semicolons_in_strings_and_comments() -> None:
+    text = (
+        "-- header; not a statement\n"
+        "CREATE SCHEMA IF NOT EXISTS delta.serving;\n"
+        "/* a block; comment */ CREATE OR REPLACE VIEW delta.serving.v AS SELECT 'a;b' AS \"x;y\";\n"
+        "-- @fallback: when the source is missing\n"
+        "CREATE OR REPLACE VIEW delta.serving.v AS SELECT 'it''s; fine' AS x\n"
+        ";  -- trailing comment only\n"
+    )
+    statements = split_statements(text)
+    assert len(statements) == 3
+    assert [s.fallback for s in statements] == [False, False, True]
+    assert [s.view for s in statements] == [None, "delta.serving.v", "delta.serving.v"]
+    assert "'a;b' AS \"x;y\"" in statements[1].sql
+    assert statements[2].sql.endswith("'it''s; fine' AS x")
+
+
+# --- the merge on DuckDB -------------------------------------------------------------------------
+
+
+def _for_duckdb(sql: str) -> str:
+    return sql.replace("SECURITY DEFINER", "").replace("timestamp(3) with time zone", "timestamptz")
+
+
+def _ts(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+_DDL = {
+    "ops.batch_watermark": "pipeline varchar, day date, advanced_at timestamptz, run_id varchar",
+    "silver.events": "event_id varchar, event_type varchar, ad_id varchar, campaign_id varchar, "
+    "advertiser_id varchar, country varchar, region varchar, device_type varchar, event_time timestamptz, "
+    "event_date date, is_fraud boolean, user_key varchar, cost_micros bigint, revenue_micros bigint",
+    "speed.ad_clicks_minute": "window_start timestamptz, ad_id varchar, campaign_id varchar, "
+    "country varchar, device_type varchar, impressions bigint, clicks bigint, fraud_clicks bigint, "
+    "conversions bigint, cost_micros bigint, revenue_micros bigint, users_sketch blob, "
+    "unique_users bigint, window_date date",
+    "speed.top_ads_minute": "window_start timestamptz, rank integer, ad_id varchar, clicks bigint, "
+    "window_date date",
+    "gold.ad_clicks_hourly": "window_start timestamptz, day date, ad_id varchar, campaign_id varchar, "
+    "advertiser_id varchar, country varchar, region varchar, device_type varchar, impressions bigint, "
+    "clicks bigint, fraud_clicks bigint, conversions bigint, cost_micros bigint, revenue_micros bigint, "
+    "unique_users bigint, ctr double, cvr double, rpc_micros double, cpa_micros double",
+    "gold.ad_clicks_daily": "day date, ad_id varchar, campaign_id varchar, advertiser_id varchar, "
+    "country varchar, region varchar, device_type varchar, impressions bigint, clicks bigint, "
+    "fraud_clicks bigint, conversions bigint, cost_micros bigint, revenue_micros bigint, "
+    "unique_users bigint, ctr double, cvr double, rpc_micros double, cpa_micros double",
+}
+
+SILVER = [
+    # (event_id, event_type, country, region, event_time, is_fraud, user_key, cost_micros); ad a1,
+    # campaign c1, advertiser adv1, mobile.
+    # Day 1 (final): an honest, a fraud and a null-verdict click in 23:59; an impression without country.
+    ("e1", "click", "US", "na", "2026-01-01 23:59:30", False, "u1", 100),
+    ("e2", "click", "US", "na", "2026-01-01 23:59:40", True, "u2", 100),
+    ("e3", "impression", None, "unknown", "2026-01-01 23:59:50", None, "u1", None),
+    ("e5", "click", "US", "na", "2026-01-01 23:59:55", None, "u1", 50),
+    # Day 2 (after the watermark): silver may already hold it; it must not be served as final.
+    ("e4", "click", "US", "na", "2026-01-02 00:00:10", False, "u1", 100),
+]
+SPEED = [
+    # the last minute of the final day: the speed layer's count must not be served
+    ("2026-01-01 23:59:00", 0, 9, 9, 0, 0, 0, 9, "2026-01-01"),
+    # the first minutes after the boundary
+    ("2026-01-02 00:00:00", 1, 3, 1, 0, 300, 0, 2, "2026-01-02"),
+    ("2026-01-02 00:01:00", 0, 2, 0, 1, 200, 50, 3, "2026-01-02"),
+]
+
+
+def _lake(watermark: date | None, *, skip: tuple[str, ...] = ()) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("ATTACH ':memory:' AS delta")
+    for schema in ("serving", "silver", "speed", "gold", "ops"):
+        con.execute(f"CREATE SCHEMA delta.{schema}")
+    for name, columns in _DDL.items():
+        if name not in skip:
+            con.execute(f"CREATE TABLE delta.{name} ({columns})")
+    if "ops.batch_watermark" not in skip:
+        con.execute(
+            "INSERT INTO delta.ops.batch_watermark VALUES ('other_pipeline', DATE '2026-03-01', NULL, 'x')"
+        )
+        if watermark is not None:
+            con.execute(
+                "INSERT INTO delta.ops.batch_watermark VALUES ('daily_batch', ?, ?, 'r1')",
+                [watermark, _ts("2026-01-02 03:00:00")],
+            )
+    if "silver.events" not in skip:
+        for event_id, kind, country, region, at, fraud, user, cost in SILVER:
+            moment = _ts(at)
+            con.execute(
+                "INSERT INTO delta.silver.events "
+                "VALUES (?, ?, 'a1', 'c1', 'adv1', ?, ?, 'mobile', ?, ?, ?, ?, ?, NULL)",
+                [event_id, kind, country, region, moment, moment.date(), fraud, user, cost],
+            )
+    for row in SPEED:
+        con.execute(
+            "INSERT INTO delta.speed.ad_clicks_minute "
+            "VALUES (?, 'a1', 'c1', 'US', 'mobile', ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
+            [_ts(row[0]), *row[1:8], date.fromisoformat(row[8])],
+        )
+    con.execute(
+        "INSERT INTO delta.speed.top_ads_minute VALUES (?, 1, 'a1', 3, DATE '2026-01-02')",
+        [_ts("2026-01-02 00:00:00")],
+    )
+    if "gold.ad_clicks_hourly" not in skip:
+        con.execute(
+            "INSERT INTO delta.gold.ad_clicks_hourly VALUES "
+            "(?, DATE '2026-01-01', 'a1', 'c1', 'adv1', 'US', 'na', 'mobile', "
+            " 0, 2, 1, 0, 150, 0, 1, NULL, 0, 0, NULL), "
+            "(?, DATE '2026-01-02', 'a1', 'c1', 'adv1', 'US', 'na', 'mobile', "
+            " 0, 77, 0, 0, 0, 0, 1, NULL, 0, 0, NULL)",
+            [_ts("2026-01-01 23:00:00"), _ts("2026-01-02 00:00:00")],
+        )
+    if "gold.ad_clicks_daily" not in skip:
+        con.execute(
+            "INSERT INTO delta.gold.ad_clicks_daily VALUES "
+            "(DATE '2026-01-01', 'a1','c1','adv1','US','na','mobile', 1, 2, 1, 0, 150, 0, 2, 2, 0, 75, NULL),"
+            "(DATE '2026-01-02', 'a1','c1','adv1','US','na','mobile', 0, 77, 0, 0, 0, 0, 1, NULL, 0, 0, NULL)"
+        )
+    return con
+
+
+class DuckConnection:
+    """A DB-API-like connection over DuckDB that fails like Trino when a source table is missing."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        self.executed: list[str] = []
+
+    def cursor(self) -> DuckConnection:
+        return self
+
+    def execute(self, sql: str, params: Any = None) -> None:
+        self.executed.append(sql)
+        try:
+            self.con.execute(_for_duckdb(sql))
+        except duckdb.CatalogException as exc:
+            if "does not exist" in str(exc):
+                raise TrinoUserError({"errorName": "TABLE_NOT_FOUND", "message": str(exc)}, "q") from exc
+            raise
+
+    def fetchall(self) -> list[Any]:
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[Any, ...]]:
+    return con.execute(sql).fetchall()
+
+
+def test_merge_serves_gold_up_to_the_watermark_and_speed_after_it() -> None:
+    con = _lake(date(2026, 1, 1))
+    applied = apply_views(Settings(), DuckConnection(con))
+    assert applied == [f"delta.serving.{v}" for v in ("batch_watermark", *CONTRACT)]
+
+    minute = _rows(
+        con,
+        "SELECT window_start, country, clicks, fraud_clicks, impressions, cost_micros, unique_users, "
+        "is_final, advertiser_id FROM delta.serving.ad_clicks_minute ORDER BY window_start, country",
+    )
+    assert [r[:8] for r in minute] == [
+        # final: from silver (speed's 9/9 for this minute is not served); null is_fraud = not fraud,
+        # null country = 'unknown'
+        (_ts("2026-01-01 23:59:00"), "US", 2, 1, 0, 150, 2, True),
+        (_ts("2026-01-01 23:59:00"), "unknown", 0, 0, 1, 0, 1, True),
+        # after the boundary: speed (silver's e4 on 01-02 is not served)
+        (_ts("2026-01-02 00:00:00"), "US", 3, 1, 1, 300, 2, False),
+        (_ts("2026-01-02 00:01:00"), "US", 2, 0, 0, 200, 3, False),
+    ]
+    assert [r[8] for r in minute] == ["adv1", "adv1", None, None]
+
+    hourly = _rows(
+        con,
+        "SELECT window_start, clicks, fraud_clicks, unique_users, unique_users_upper, ctr, is_final "
+        "FROM delta.serving.ad_clicks_hourly ORDER BY window_start",
+    )
+    assert hourly == [
+        (_ts("2026-01-01 23:00:00"), 2, 1, 1, 1, None, True),  # gold; gold's 77 on 01-02 not served
+        (_ts("2026-01-02 00:00:00"), 5, 1, 3, 5, 5.0, False),  # speed minutes: max 3, sum 5 users
+    ]
+
+    daily = _rows(
+        con,
+        "SELECT day, impressions, clicks, conversions, cost_micros, revenue_micros, unique_users, is_final "
+        "FROM delta.serving.ad_clicks_daily ORDER BY day",
+    )
+    assert daily == [
+        (date(2026, 1, 1), 1, 2, 0, 150, 0, 2, True),
+        (date(2026, 1, 2), 1, 5, 1, 500, 50, 3, False),
+    ]
+    # no overlap, no gap: every day appears once, on the right side of the boundary
+    assert _rows(con, "SELECT pipeline, day FROM delta.serving.batch_watermark") == [
+        ("daily_batch", date(2026, 1, 1))
+    ]
+
+
+def test_without_a_watermark_nothing_is_final_and_all_speed_is_served() -> None:
+    con = _lake(None)
+    apply_views(Settings(), DuckConnection(con))
+    minute = _rows(
+        con, "SELECT window_start, clicks, is_final FROM delta.serving.ad_clicks_minute ORDER BY 1"
+    )
+    assert minute == [
+        (_ts("2026-01-01 23:59:00"), 9, False),
+        (_ts("2026-01-02 00:00:00"), 3, False),
+        (_ts("2026-01-02 00:01:00"), 2, False),
+    ]
+    daily = _rows(con, "SELECT day, clicks, is_final FROM delta.serving.ad_clicks_daily ORDER BY 1")
+    assert daily == [(date(2026, 1, 1), 9, False), (date(2026, 1, 2), 5, False)]
+    assert _rows(con, "SELECT day FROM delta.serving.batch_watermark") == [(None,)]
+
+
+def test_before_the_first_batch_the_fallbacks_serve_speed_alone() -> None:
+    con = _lake(
+        None,
+        skip=("ops.batch_watermark", "silver.events", "gold.ad_clicks_hourly", "gold.ad_clicks_daily"),
+    )
+    report = apply_views_report(Settings(), DuckConnection(con))
+    status = {r.view: r.status for r in report}
+    assert status == {
+        "delta.serving.batch_watermark": "fallback",
+        "delta.serving.ad_clicks_minute": "fallback",
+        "delta.serving.ad_clicks_hourly": "fallback",
+        "delta.serving.ad_clicks_daily": "fallback",
+        "delta.serving.top_ads_minute": "applied",
+        "delta.serving.audience_daily": "skipped",
+        "delta.serving.experiments_daily": "skipped",
+    }
+    assert all("does not exist" in r.detail for r in report if r.status != "applied")
+    hourly = _rows(
+        con, "SELECT window_start, clicks, is_final FROM delta.serving.ad_clicks_hourly ORDER BY 1"
+    )
+    assert hourly == [(_ts("2026-01-01 23:00:00"), 9, False), (_ts("2026-01-02 00:00:00"), 5, False)]
+    assert _rows(con, "SELECT day, advanced_at FROM delta.serving.batch_watermark") == [(None, None)]
+
+
+# --- apply_views with a scripted connection ------------------------------------------------------
+
+
+class ScriptedConnection:
+    """Records statements; a statement naming a ``missing`` table fails with Trino's TABLE_NOT_FOUND,
+    one naming a ``broken`` table with another Trino error."""
+
+    def __init__(self, missing: tuple[str, ...] = (), broken: tuple[str, ...] = ()) -> None:
+        self.missing = missing
+        self.broken = broken
+        self.executed: list[str] = []
+        self.closed = False
+
+    def cursor(self) -> _Cursor:
+        return _Cursor(self)
+
+    def execute(self, sql: str, params: Any = None) -> None:
+        body = strip_comments(sql)
+        self.executed.append(body.strip())
+        for name in self.missing:
+            if re.search(rf"\bFROM\s+{re.escape(name)}\b", body):
+                raise TrinoUserError(
+                    {"errorName": "TABLE_NOT_FOUND", "message": f"Table '{name}' does not exist"}
+                )
+        for name in self.broken:
+            if re.search(rf"\bFROM\s+{re.escape(name)}\b", body):
+                raise TrinoUserError(
+                    {"errorName": "COLUMN_NOT_FOUND", "message": "Column 'x' cannot be resolved"}
+                )
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class _Cursor:
+    def __init__(self, conn: ScriptedConnection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: Any = None) -> None:
+        self.conn.execute(sql, params)
+
+    def fetchall(self) -> list[Any]:
+        return [[True]]
+
+    def close(self) -> None:
+        pass
+
+
+def test_apply_views_skips_a_view_whose_table_is_missing_and_applies_the_rest() -> None:
+    conn = ScriptedConnection(missing=("delta.gold.audience_daily",))
+    applied = apply_views(Settings(), conn)
+    assert "delta.serving.audience_daily" not in applied
+    assert applied == [
+        "delta.serving.batch_watermark",
+        "delta.serving.ad_clicks_minute",
+        "delta.serving.ad_clicks_hourly",
+        "delta.serving.ad_clicks_daily",
+        "delta.serving.top_ads_minute",
+        "delta.serving.experiments_daily",
+    ]
+    # the schema first; fallbacks not run when the primary worked; no statement ends with ';'
+    assert conn.executed[0] == "CREATE SCHEMA IF NOT EXISTS delta.serving"
+    assert sum("VIEW delta.serving.ad_clicks_minute" in s for s in conn.executed) == 1
+    assert not any(s.endswith(";") for s in conn.executed)
+    assert not conn.closed  # a connection passed in is the caller's to close
+
+
+def test_apply_views_uses_the_fallback_and_reports_the_missing_table() -> None:
+    report = apply_views_report(Settings(), ScriptedConnection(missing=("delta.silver.events",)))
+    minute = next(r for r in report if r.view == "delta.serving.ad_clicks_minute")
+    assert minute.status == "fallback"
+    assert "delta.silver.events" in minute.detail
+
+
+def test_apply_views_raises_on_other_errors_after_trying_every_file() -> None:
+    conn = ScriptedConnection(broken=("delta.gold.experiments_daily",))
+    with pytest.raises(ServingSqlError, match=r"015_experiments_daily\.sql: Column 'x'"):
+        apply_views(Settings(), conn)
+    assert any("VIEW delta.serving.audience_daily" in s for s in conn.executed)
+
+
+def test_apply_views_rewrites_the_catalog() -> None:
+    conn = ScriptedConnection()
+    applied = apply_views(Settings(trino_catalog="lake"), conn)
+    assert applied[0] == "lake.serving.batch_watermark"
+    assert conn.executed[0] == "CREATE SCHEMA IF NOT EXISTS lake.serving"
+    assert not any(re.search(r"\bdelta\.(serving|speed|gold|silver|ops)\.", s) for s in conn.executed)
+    assert "'daily_batch'" in conn.executed[1]  # literals untouched
+
+
+def test_views_module_reads_its_own_directory() -> None:
+    assert views.SQL_DIR.is_dir()
+    assert {p.name for p in sql_files()} >= set(FILES.values())
+
+
+# --- Trino access control --------------------------------------------------------------------------
+
+RULES = SQL_DIR.parent.parent / "infra" / "trino" / "rules.json"
+
+
+def _first_match(rules: list[dict[str, Any]], **subject: str) -> dict[str, Any] | None:
+    """Trino's file-based rule matching: the first rule whose regexes all fully match wins."""
+    for rule in rules:
+        if all(re.fullmatch(rule.get(key, ".*"), value) for key, value in subject.items()):
+            return rule
+    return None
+
+
+def _can_select(rules: dict[str, Any], user: str, catalog: str, schema: str) -> bool:
+    catalog_rule = _first_match(rules["catalogs"], user=user, catalog=catalog)
+    if catalog_rule is None or catalog_rule["allow"] == "none":
+        return False
+    table_rule = _first_match(rules["tables"], user=user, catalog=catalog, schema=schema, table="t")
+    return table_rule is not None and "SELECT" in table_rule["privileges"]
+
+
+def test_access_rules_give_analysts_serving_and_gold_only() -> None:
+    rules = json.loads(RULES.read_text(encoding="utf-8"))
+    layers = ("serving", "gold", "bronze", "silver", "speed", "ops", "dims")
+    assert {s for s in layers if _can_select(rules, "analyst", "delta", s)} == {"serving", "gold"}
+    assert all(_can_select(rules, "admin", "delta", s) for s in layers)
+    assert not any(_can_select(rules, "ingest", "delta", s) for s in layers)
+    assert not _can_select(rules, "analyst", "system", "runtime")
+    assert not _can_select(rules, "someone", "delta", "serving")
+    # the view owner needs GRANT_SELECT for analysts to read its SECURITY DEFINER views
+    admin_tables = _first_match(
+        rules["tables"], user="admin", catalog="delta", schema="silver", table="events"
+    )
+    assert admin_tables is not None and "GRANT_SELECT" in admin_tables["privileges"]
+    assert _first_match(rules["queries"], user="ingest") is None  # may not run any query
+    assert _first_match(rules["procedures"], user="admin", procedure="register_table") is not None
+    properties = (RULES.parent / "access-control.properties").read_text(encoding="utf-8")
+    assert "access-control.name=file" in properties.splitlines()
+    assert "security.config-file=@RULES_FILE@" in properties.splitlines()
