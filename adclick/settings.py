@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     batch_start_date: date = Field(
         default=date(2026, 11, 1), description="First day daily_batch schedules (catch-up starts here)."
     )
+    batch_catchup: bool = Field(default=True, description="daily_batch runs each missed day since the start.")
     batch_grace_hours: float = Field(
         default=2.0, description="Late-arrival grace after a day closes before daily_batch recomputes it."
     )

@@ -59,3 +59,10 @@ def start_date() -> Any:
 
     first = get_settings().batch_start_date
     return pendulum.datetime(first.year, first.month, first.day, tz="UTC")
+
+
+def catchup() -> bool:
+    """daily_batch's catch-up switch (``ADCLICK_BATCH_CATCHUP``, on by default)."""
+    from adclick.settings import get_settings
+
+    return get_settings().batch_catchup

@@ -14,8 +14,9 @@ Recomputes one closed UTC day exactly from bronze, proves it, and publishes it.
 6. `advance_watermark`: the batch watermark moves to the day (serving views then show it as final).
 7. `register_tables`: tables and serving views registered in Trino.
 
-Spark steps run through `spark-submit` with `ADCLICK_SPARK_MASTER`. Catch-up is on from
-`ADCLICK_BATCH_START_DATE`; the DAG is paused when first deployed: unpause it to run daily.
+Spark steps run through `spark-submit` with `ADCLICK_SPARK_MASTER`. Catch-up is on
+(`ADCLICK_BATCH_CATCHUP`) from `ADCLICK_BATCH_START_DATE`; the DAG is paused when first
+deployed: unpause it to run daily.
 Backfill: the UI's "Backfill" button, or `airflow backfill create --dag-id daily_batch
 --from-date 2026-11-01 --to-date 2026-11-03`. Rerunning a day gives identical tables.
 """
@@ -25,13 +26,13 @@ from __future__ import annotations
 from airflow.sdk import dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from batch_layer.dag_support import DEFAULT_ARGS, spark_submit, start_date
+from batch_layer.dag_support import DEFAULT_ARGS, catchup, spark_submit, start_date
 
 
 @dag(
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
     start_date=start_date(),
-    catchup=True,
+    catchup=catchup(),
     max_active_runs=1,
     is_paused_upon_creation=True,
     default_args=DEFAULT_ARGS,

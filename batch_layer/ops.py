@@ -1,0 +1,124 @@
+"""The batch layer's ops tables: ``ops.job_runs`` and ``ops.batch_watermark`` (append-only Delta).
+
+* ``ops.job_runs``: one row per batch job run (inputs/outputs as ``table@version``, row counts,
+  status, times from the caller's clock).
+* ``ops.batch_watermark``: one row per day that passed its gates; the watermark of a pipeline is its
+  latest ``day``, and it only ever moves forward one day at a time.
+
+Every append uses an explicit schema, so the first write (or an empty one) creates a well-typed table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pyspark.sql.functions as F
+import pyspark.sql.types as T
+from pyspark.sql import DataFrame, SparkSession
+
+from adclick.catalog import table
+from adclick.errors import AdclickError
+from adclick.settings import Settings
+
+DAILY_PIPELINE = "daily_batch"
+JOB_RUNS = T.StructType(
+    [
+        T.StructField("run_id", T.StringType()),
+        T.StructField("job", T.StringType()),
+        T.StructField("day", T.DateType()),
+        T.StructField("started_at", T.TimestampType()),
+        T.StructField("finished_at", T.TimestampType()),
+        T.StructField("status", T.StringType()),
+        T.StructField("inputs", T.ArrayType(T.StringType())),
+        T.StructField("outputs", T.ArrayType(T.StringType())),
+        T.StructField("rows_in", T.LongType()),
+        T.StructField("rows_out", T.LongType()),
+        T.StructField("model_version", T.StringType()),
+        T.StructField("message", T.StringType()),
+    ]
+)
+BATCH_WATERMARK = T.StructType(
+    [
+        T.StructField("pipeline", T.StringType()),
+        T.StructField("day", T.DateType()),
+        T.StructField("advanced_at", T.TimestampType()),
+        T.StructField("run_id", T.StringType()),
+    ]
+)
+
+
+class WatermarkError(AdclickError):
+    """The batch watermark would move backwards or skip a day."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def table_version(spark: SparkSession, path: str) -> int | None:
+    """The latest version of the Delta table at ``path``, or None when there is no table."""
+    from delta.tables import DeltaTable
+
+    if not DeltaTable.isDeltaTable(spark, path):
+        return None
+    return int(DeltaTable.forPath(spark, path).history(1).first()["version"])
+
+
+def append_rows(
+    spark: SparkSession, settings: Settings, name: str, rows: list[Mapping[str, Any]], schema: T.StructType
+) -> None:
+    """Append ``rows`` (dicts; a missing key is null) to the table ``name`` with ``schema``."""
+    data = [tuple(row.get(f.name) for f in schema.fields) for row in rows]
+    frame = spark.createDataFrame(data, schema)
+    t = table(name)
+    frame.write.format("delta").mode("append").partitionBy(*t.partition_by).save(t.path(settings))
+
+
+def record_run(spark: SparkSession, settings: Settings, row: Mapping[str, Any]) -> None:
+    """Append one ``ops.job_runs`` row (keys as in :data:`JOB_RUNS`; missing ones are null)."""
+    append_rows(spark, settings, "ops.job_runs", [row], JOB_RUNS)
+
+
+def _read(spark: SparkSession, settings: Settings, name: str) -> DataFrame | None:
+    path = table(name).path(settings)
+    if table_version(spark, path) is None:
+        return None
+    return spark.read.format("delta").load(path)
+
+
+def batch_watermark(spark: SparkSession, settings: Settings, pipeline: str = DAILY_PIPELINE) -> date | None:
+    """The latest day that passed every gate of ``pipeline``, or None before the first advance."""
+    marks = _read(spark, settings, "ops.batch_watermark")
+    if marks is None:
+        return None
+    return marks.where(F.col("pipeline") == pipeline).agg(F.max("day")).first()[0]
+
+
+def advance_watermark(
+    spark: SparkSession,
+    settings: Settings,
+    day: date,
+    run_id: str,
+    pipeline: str = DAILY_PIPELINE,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+) -> None:
+    """Move ``pipeline``'s watermark to ``day``: the day after the current one (or any first day).
+
+    Advancing to the current day or an earlier one writes nothing (a retried task, or a backfill
+    recomputing a day already final, leaves the watermark where it is: it never moves back); a gap
+    raises :class:`WatermarkError`, since days up to the watermark must all have passed.
+    """
+    current = batch_watermark(spark, settings, pipeline)
+    if current is not None:
+        if day <= current:  # a rerun or backfill of a day already final: the watermark stays
+            return
+        if day > current + timedelta(days=1):
+            raise WatermarkError(
+                f"{pipeline} watermark is at {current}; refusing to skip to {day}: "
+                f"run {current + timedelta(days=1)} first"
+            )
+    row = {"pipeline": pipeline, "day": day, "advanced_at": clock(), "run_id": run_id}
+    append_rows(spark, settings, "ops.batch_watermark", [row], BATCH_WATERMARK)
