@@ -69,6 +69,16 @@ def _query_api(args: argparse.Namespace) -> int:
     return 0
 
 
+def _airflow(args: argparse.Namespace) -> int:
+    import os
+    import subprocess
+
+    from infra.services import _airflow_bin, airflow_env
+
+    env = {**os.environ, **airflow_env(get_settings())}
+    return subprocess.run([_airflow_bin(), *args.args], env=env, check=False).returncode
+
+
 def _batch(args: argparse.Namespace) -> int:
     from adclick.spark import get_spark
     from batch_layer.pipeline import register, run_step
@@ -118,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     qa.add_argument("--port", type=int, default=None)
     qa.add_argument("--workers", type=int, default=1)
     qa.set_defaults(func=_query_api)
+    af = sub.add_parser(
+        "airflow", help="the airflow CLI, wired to this stack (e.g. airflow backfill create ...)"
+    )
+    af.add_argument("args", nargs=argparse.REMAINDER)
+    af.set_defaults(func=_airflow)
     b = sub.add_parser("batch", help="run a batch job for a day (or a range of days)")
     b.add_argument(
         "job",

@@ -1,15 +1,17 @@
 """``adclick demo``: the whole flow on this machine, narrated.
 
-Stack up -> synthetic traffic (and the TalkingData replay when the file is present) through the
-ingestion API -> Kafka -> the running stream application lands it in Delta bronze -> tables
-registered in Trino -> a report printed from Trino -> the URLs of every UI. The stack is left
+Stack up -> synthetic traffic from yesterday evening to now (and the TalkingData replay when the
+file is present) through the ingestion API -> Kafka -> the running stream application lands it in
+bronze and keeps the speed layer -> the daily_batch DAG recomputes yesterday (silver, quality
+gates, gold, reconciliation, watermark, Trino registration) -> a report printed from Trino's
+serving views (yesterday final, today real-time) -> the URLs of every UI. The stack is left
 running for exploring; ``make down`` stops it.
 """
 
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from adclick.contract import now_utc
@@ -19,19 +21,39 @@ TALKINGDATA = PROJECT_ROOT.parent / "shared" / "data" / "talkingdata_train_sampl
 
 REPORT = [
     (
-        "Events landed in bronze, by type",
-        "SELECT event_type, count(*) AS records, count(DISTINCT event_id) AS distinct_events "
+        "Events landed in bronze, by type (records include client retries; events are distinct)",
+        "SELECT event_type, count(*) AS records, count(DISTINCT event_id) AS events "
         "FROM delta.bronze.events GROUP BY event_type ORDER BY records DESC",
     ),
     (
-        "Top 10 ads by distinct clicks",
-        "SELECT ad_id, count(DISTINCT event_id) AS clicks FROM delta.bronze.events "
-        "WHERE event_type = 'click' GROUP BY ad_id ORDER BY clicks DESC, ad_id LIMIT 10",
+        "Clicks per day: final (batch, exact) up to the watermark, real-time (speed) after it",
+        "SELECT day, is_final, sum(clicks) AS clicks, sum(fraud_clicks) AS fraud_clicks, "
+        "round(100.0 * sum(fraud_clicks) / nullif(sum(clicks) + sum(fraud_clicks), 0), 2) AS fraud_pct, "
+        "round(100.0 * sum(clicks) / nullif(sum(impressions), 0), 3) AS ctr_pct "
+        "FROM delta.serving.ad_clicks_daily GROUP BY day, is_final ORDER BY day",
     ),
     (
-        "Distinct clicks by region",
-        "SELECT region, count(DISTINCT event_id) AS clicks FROM delta.bronze.events "
-        "WHERE event_type = 'click' GROUP BY region ORDER BY clicks DESC",
+        "Top 10 ads by clicks (all days served)",
+        "SELECT ad_id, sum(clicks) AS clicks, sum(impressions) AS impressions, "
+        "round(100.0 * sum(clicks) / nullif(sum(impressions), 0), 3) AS ctr_pct "
+        "FROM delta.serving.ad_clicks_daily GROUP BY ad_id ORDER BY clicks DESC, ad_id LIMIT 10",
+    ),
+    (
+        "Clicks by country and device (top 12)",
+        "SELECT country, device_type, sum(clicks) AS clicks, sum(fraud_clicks) AS fraud_clicks "
+        "FROM delta.serving.ad_clicks_daily GROUP BY country, device_type ORDER BY clicks DESC LIMIT 12",
+    ),
+    (
+        "Fraud reasons on the batch day (silver)",
+        "SELECT reason, count(*) AS clicks FROM delta.silver.events "
+        "CROSS JOIN UNNEST(fraud_reasons) AS r(reason) WHERE event_type = 'click' "
+        "GROUP BY reason ORDER BY clicks DESC",
+    ),
+    (
+        "Speed layer vs batch layer (reconciliation of the batch day)",
+        "SELECT day, speed_total, gold_total, missed, late, over_counted, fraud_reclassified, "
+        "round(100 * total_drift, 2) AS total_drift_pct, round(100 * drift, 2) AS unexplained_pct, passed "
+        "FROM delta.ops.reconciliation_summary ORDER BY checked_at DESC LIMIT 3",
     ),
     (
         "Records rejected by the stream (with reason)",
@@ -58,25 +80,74 @@ def _wait_for_stream(settings: Settings, timeout_s: float = 900) -> int | None:
         time.sleep(5)
 
 
+def _dims(settings: Settings, truth) -> None:
+    """Load the generator's ads and user-profile dimensions (a real platform loads its own)."""
+    from adclick import dims
+    from adclick.spark import get_spark
+
+    spark = get_spark("adclick-demo-dims", settings=settings)
+    try:
+        loaded = dims.load(spark, settings, ads=truth.ads, users=truth.users)
+    finally:
+        spark.stop()
+    print(f"    {loaded['dims.ads']:,} ads, {loaded['dims.users']:,} user profiles")
+
+
+def _daily_batch(settings: Settings, day: date) -> None:
+    """Run the daily_batch DAG for a closed day with `airflow dags test` (the run shows in the UI).
+
+    The demo's day closed minutes ago, so its late-arrival grace period is set to zero here.
+    """
+    import os
+    import subprocess
+
+    from infra.services import _airflow_bin, airflow_env
+
+    env = {**os.environ, **airflow_env(settings), "ADCLICK_BATCH_GRACE_HOURS": "0"}
+    proc = subprocess.Popen(
+        [_airflow_bin(), "dags", "test", "daily_batch", day.isoformat()],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    state = None
+    for line in proc.stdout:  # narrate task by task
+        if "Marking task as" in line or ("task_id=" in line and "state=" in line):
+            print("    " + line.strip()[-160:], flush=True)
+        if "dag_run_state" in line or "DagRun Finished" in line:
+            state = line.strip()
+    if proc.wait() != 0 or (state and "failed" in state):
+        raise RuntimeError(f"daily_batch failed for {day}; see var/airflow/logs (exit {proc.returncode})")
+
+
 def run(settings: Settings, *, clicks: int = 3000, seed: int = 7) -> None:
     from infra.services import all_services
     from infra.stack import print_urls, up
-    from serving.registry import register_all
     from serving.trino_client import print_query
     from traffic.generator import GeneratorConfig, generate
     from traffic.replay import ReplayStats, replay_events
     from traffic.sinks import post_to_api
     from traffic.truth import Truth
 
-    _step("starting the local stack (installs what is missing): Kafka, Trino, Airflow, S3 store, API, stream")
+    _step(
+        "starting the local stack (installs what is missing): Kafka, Trino, Airflow, S3 store, APIs, stream"
+    )
     up(settings)
     api = f"http://{settings.bind_host}:{settings.ingest_port}"
 
     now = now_utc()
-    t = _step(f"sending synthetic traffic (~{clicks:,} clicks, seed {seed}) through the ingestion API {api}")
+    today = now.date()
+    yesterday = today - timedelta(days=1)
+    start = datetime(yesterday.year, yesterday.month, yesterday.day, 21, tzinfo=UTC)
+    t = _step(
+        f"sending synthetic traffic (~{clicks:,} clicks, seed {seed}, {start:%Y-%m-%d %H:%M} to now) "
+        f"through the ingestion API {api}"
+    )
     truth = Truth()
     config = GeneratorConfig(
-        start=now - timedelta(hours=3), duration=timedelta(hours=1), clicks=clicks, seed=seed
+        start=start, duration=now - timedelta(minutes=2) - start, clicks=clicks, seed=seed
     )
     sent = post_to_api(generate(config, truth), url=api)
     print(
@@ -84,6 +155,8 @@ def run(settings: Settings, *, clicks: int = 3000, seed: int = 7) -> None:
         f"{sent.rejected:,} rejected; {truth.distinct.get('click', 0):,} distinct clicks, "
         f"{truth.late_events:,} late events, in {time.monotonic() - t:.1f}s"
     )
+    _step("loading the ads and user-profile dimensions")
+    _dims(settings, truth)
 
     if TALKINGDATA.exists():
         t = _step(f"replaying real clicks from {TALKINGDATA.name} through the API")
@@ -96,13 +169,15 @@ def run(settings: Settings, *, clicks: int = 3000, seed: int = 7) -> None:
     else:
         print(f"\n(no {TALKINGDATA} here: skipping the real-data replay)")
 
-    t = _step("waiting for the stream application to land everything in Delta bronze")
+    t = _step("waiting for the stream application (bronze landing + speed layer) to catch up with Kafka")
     _wait_for_stream(settings)
     print(f"    done in {time.monotonic() - t:.1f}s")
 
-    _step("registering the lake tables in Trino")
-    for name, state in register_all(settings).items():
-        print(f"    {name}: {state}")
+    t = _step(
+        f"running the daily_batch DAG for the closed day {yesterday} (silver, quality, gold, reconcile)"
+    )
+    _daily_batch(settings, yesterday)
+    print(f"    done in {time.monotonic() - t:.1f}s")
 
     for title, sql in REPORT:
         _step(f"report (Trino): {title}")
@@ -111,6 +186,5 @@ def run(settings: Settings, *, clicks: int = 3000, seed: int = 7) -> None:
     _step("the stack is running; explore it, then `make down`")
     print_urls(settings, all_services(settings))
     print(f"    state in {Path(settings.home)}")
-    print(
-        "    try: .venv/bin/adclick query 'SELECT event_type, count(*) FROM delta.bronze.events GROUP BY 1'"
-    )
+    example = "SELECT * FROM delta.serving.ad_clicks_daily WHERE NOT is_final ORDER BY clicks DESC LIMIT 5"
+    print(f'    try: .venv/bin/adclick query "{example}"')

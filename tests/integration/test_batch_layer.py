@@ -132,8 +132,22 @@ def _airflow(stack: Settings, *args: str, timeout: int = 600) -> subprocess.Comp
 def _run_states(stack: Settings) -> dict[str, str]:
     out = _airflow(stack, "dags", "list-runs", "daily_batch", "-o", "json")
     assert out.returncode == 0, out.stderr[-2000:]
-    runs = json.loads(out.stdout or "[]")
+    # Warnings may precede the JSON on stdout: the JSON is the line that starts with "[".
+    lines = [line for line in out.stdout.splitlines() if line.startswith("[")]
+    runs = json.loads(lines[-1]) if lines else []
     return {r["logical_date"][:10]: r["state"] for r in runs}
+
+
+def _fresh_daily_batch(stack: Settings, timeout_s: float = 240) -> None:
+    """Forget daily_batch's earlier runs and backfills (a rerun of the suite on the same data
+    directory), wait for the DAG processor to register it again, and unpause it."""
+    _airflow(stack, "dags", "delete", "daily_batch", "--yes")  # absent on a fresh stack: fine
+    deadline = time.monotonic() + timeout_s
+    while _airflow(stack, "dags", "details", "daily_batch").returncode != 0:
+        assert time.monotonic() < deadline, "daily_batch did not come back after its metadata was deleted"
+        time.sleep(5)
+    unpaused = _airflow(stack, "dags", "unpause", "daily_batch")
+    assert unpaused.returncode == 0, unpaused.stderr[-2000:]
 
 
 def _wait_landed(spark, stack: Settings, days: list[date], want: int, timeout_s: float = 300) -> None:
@@ -155,7 +169,7 @@ def test_daily_batch_backfill_through_the_airflow_cli_then_dags_test(stack: Sett
     truth = _send_days(stack, days[0], 3, clicks=450, seed=616)
     _wait_landed(spark, stack, days, truth.events_sent)
 
-    assert _airflow(stack, "dags", "unpause", "daily_batch").returncode == 0
+    _fresh_daily_batch(stack)
     created = _airflow(
         stack,
         "backfill", "create", "--dag-id", "daily_batch",
