@@ -141,7 +141,14 @@ def _run_states(stack: Settings) -> dict[str, str]:
 def _fresh_daily_batch(stack: Settings, timeout_s: float = 240) -> None:
     """Forget daily_batch's earlier runs and backfills (a rerun of the suite on the same data
     directory), wait for the DAG processor to register it again, and unpause it."""
-    _airflow(stack, "dags", "delete", "daily_batch", "--yes")  # absent on a fresh stack: fine
+    for _ in range(5):  # SQLite may be busy with the scheduler: try again
+        deleted = _airflow(stack, "dags", "delete", "daily_batch", "--yes")
+        if deleted.returncode == 0 or "not found" in (deleted.stdout + deleted.stderr).lower():
+            break
+        time.sleep(3)
+    assert deleted.returncode == 0 or "not found" in (deleted.stdout + deleted.stderr).lower(), (
+        deleted.stdout[-1500:] + deleted.stderr[-1500:]
+    )
     deadline = time.monotonic() + timeout_s
     while _airflow(stack, "dags", "details", "daily_batch").returncode != 0:
         assert time.monotonic() < deadline, "daily_batch did not come back after its metadata was deleted"
