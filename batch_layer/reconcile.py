@@ -82,16 +82,27 @@ def _speed_counts(speed_minutes: DataFrame) -> DataFrame:
     )
 
 
+def _delay_into_kafka(silver_day: DataFrame) -> Column:
+    """Seconds from the event time to the event reaching Kafka, where the speed layer first sees
+    it: the later of ``arrival_delay_s`` (the API's receipt) and the Kafka record's time (an event
+    spooled during an outage, or replayed from an archive, reaches Kafka later than the API took
+    it)."""
+    delay = F.col("arrival_delay_s")
+    if "kafka_timestamp" in silver_day.columns:
+        kafka = (F.unix_micros(F.col("kafka_timestamp")) - F.unix_micros(F.col("event_time"))) / 1e6
+        delay = F.greatest(delay, kafka)
+    return delay
+
+
 def _gold_counts(silver_day: DataFrame, watermark: int) -> DataFrame:
     click = F.col("event_type") == "click"
     fraud = F.coalesce(F.col("is_fraud"), F.lit(False))
     event_id = F.col("event_id")
+    late = _delay_into_kafka(silver_day) > watermark
     return silver_day.groupBy(F.col("event_date").alias("day"), _ad()).agg(
         F.count_distinct(F.when(click & ~fraud, event_id)).alias("gold_clicks"),
         F.count_distinct(F.when(click & fraud, event_id)).alias("gold_fraud_clicks"),
-        F.count_distinct(F.when(click & (F.col("arrival_delay_s") > watermark), event_id)).alias(
-            "late_clicks"
-        ),
+        F.count_distinct(F.when(click & late, event_id)).alias("late_clicks"),
         F.count_distinct(F.when(click & (F.col("copies") > 1), event_id)).alias("duplicated_clicks"),
     )
 
@@ -115,8 +126,8 @@ def reconcile(speed_minutes: DataFrame, silver_day: DataFrame, *, watermark_seco
     """One row per (``day``, ``ad_id``) with a click in either layer.
 
     Columns: ``speed_clicks``, ``speed_fraud_clicks`` (summed over the day's minutes),
-    ``gold_clicks``, ``gold_fraud_clicks`` (from silver), ``late_clicks`` (silver clicks that arrived
-    more than ``watermark_seconds`` after their event time: the speed layer dropped them),
+    ``gold_clicks``, ``gold_fraud_clicks`` (from silver), ``late_clicks`` (silver clicks that reached
+    Kafka more than ``watermark_seconds`` after their event time: the speed layer dropped them),
     ``duplicated_clicks`` (silver clicks with more than one bronze copy), ``diff`` (speed total -
     gold total) and ``reason``: ``match``; ``fraud_reclassified`` (same total, other fraud split);
     ``late`` (speed short by at most the late clicks); ``duplicate`` (speed over by at most the

@@ -117,3 +117,21 @@ def test_watermark_text_to_seconds(text: str, seconds: int) -> None:
 def test_watermark_text_that_is_not_a_duration(text: str) -> None:
     with pytest.raises(ValueError, match="not a watermark duration"):
         watermark_seconds(text)
+
+
+def test_a_click_replayed_into_kafka_days_later_counts_as_late(spark) -> None:
+    """The API took it on time (arrival_delay_s 2 s) but it reached Kafka two days later (a
+    replay, or a long outage drained from the spool): the speed layer never counted it."""
+    t = datetime(2026, 11, 27, 10, 0)
+    schema = SILVER + ", event_time timestamp, kafka_timestamp timestamp"
+    silver = [
+        ("e1", "click", DAY, "ad-r", False, 2.0, 1, t, t + timedelta(days=2)),
+        ("e2", "click", DAY, "ad-r", False, 2.0, 1, t, t + timedelta(seconds=3)),
+        ("e3", "click", DAY, "ad-r", False, 2.0, 1, t, None),  # no Kafka time: the API's delay
+    ]
+    rows = reconcile(
+        spark.createDataFrame([(t, "ad-r", 2, 0)], SPEED),
+        spark.createDataFrame(silver, schema),
+        watermark_seconds=WATERMARK,
+    ).collect()
+    assert [(r.late_clicks, r.diff, r.reason) for r in rows] == [(1, -1, "late")]
