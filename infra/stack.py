@@ -227,9 +227,18 @@ def status(s: Settings, log: Log = print) -> bool:
         )
     if "stream" in info:
         log(_stream_line(s))
+    log(_quality_line(s))
     log("")
     print_urls(s, services, log)
     return all_ok
+
+
+def _quality_line(s: Settings) -> str:
+    """Where the data-quality reports are (Great Expectations Data Docs, built by the batch layer)."""
+    index = s.path("dq", "data_docs", "index.html")
+    if not index.is_file():
+        return "data quality: no report yet (the batch layer's first day builds it)"
+    return f"data quality: {index.as_uri()} (reports per day in {s.path('dq', 'reports')})"
 
 
 def _stream_line(s: Settings) -> str:
