@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame
 
-from speed_layer.aggregates import COUNTS, UNKNOWN
+from speed_layer.aggregates import COUNTS, UNKNOWN, count_measures
 
 DIMENSIONS = ("ad_id", "campaign_id", "advertiser_id", "country", "region", "device_type")
 AUDIENCE = ("ad_id", "campaign_id", "advertiser_id", "region", "age_group", "segment")
@@ -43,25 +43,8 @@ def _keys(dimensions: Sequence[str]) -> list[Column]:
 
 
 def _measures() -> list[Column]:
-    kind = F.col("event_type")
-    click = kind == "click"
-    fraud = F.coalesce(F.col("is_fraud"), F.lit(False))
-    honest_click = click & ~fraud
-    conversion = kind == "conversion"
-    event_id = F.col("event_id")
-    return [
-        F.count_distinct(F.when(kind == "impression", event_id)).alias("impressions"),
-        F.count_distinct(F.when(honest_click, event_id)).alias("clicks"),
-        F.count_distinct(F.when(click & fraud, event_id)).alias("fraud_clicks"),
-        F.count_distinct(F.when(conversion, event_id)).alias("conversions"),
-        F.coalesce(F.sum(F.when(honest_click, F.col("cost_micros"))), F.lit(0))
-        .cast("long")
-        .alias("cost_micros"),
-        F.coalesce(F.sum(F.when(conversion, F.col("revenue_micros"))), F.lit(0))
-        .cast("long")
-        .alias("revenue_micros"),
-        F.count_distinct(F.col("user_key")).alias("unique_users"),
-    ]
+    """The speed layer's counts (same definitions), with exact unique users instead of a sketch."""
+    return [*count_measures(), F.count_distinct(F.col("user_key")).alias("unique_users")]
 
 
 def with_ratios(df: DataFrame) -> DataFrame:

@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 
 from adclick.settings import Settings
-from bench.load import events
+from bench.load import events, steady_rate
 from bench.result import write_result
 
 RECORDS = int(os.environ.get("BENCH_BRONZE_RECORDS", "600000"))
@@ -42,13 +42,8 @@ def _timed_bronze(spark, settings: Settings) -> tuple[float, float, list[dict]]:
     query = start_bronze(spark, settings, available_now=True)
     query.awaitTermination()
     elapsed = time.perf_counter() - start
-    later = [p for p in query.recentProgress if p["batchId"] > 0 and p["numInputRows"]]
-    rows = sum(p["numInputRows"] for p in later)
-    seconds = sum(p["durationMs"]["triggerExecution"] for p in later) / 1000
-    batches = [
-        {"batch": p["batchId"], "rows": p["numInputRows"], **p["durationMs"]} for p in query.recentProgress
-    ]
-    return elapsed, (rows / seconds if seconds else float("nan")), batches
+    steady, batches = steady_rate(query.recentProgress)
+    return elapsed, steady, batches
 
 
 def _timed_raw_copy(spark, settings: Settings, out: Path) -> float:

@@ -59,3 +59,13 @@ def paused(settings: Settings, program: str) -> Iterator[bool]:
     finally:
         if running:
             supervisor.start_process(settings, program)
+
+
+def steady_rate(progress: list[dict]) -> tuple[float, list[dict]]:
+    """Rows/s of a streaming query's micro-batches after the first (which pays for JIT warm-up and
+    the query's start), from its progress reports; and each batch's durations, for the record."""
+    later = [p for p in progress if p["batchId"] > 0 and p["numInputRows"]]
+    rows = sum(p["numInputRows"] for p in later)
+    seconds = sum(p["durationMs"]["triggerExecution"] for p in later) / 1000
+    batches = [{"batch": p["batchId"], "rows": p["numInputRows"], **p["durationMs"]} for p in progress]
+    return (rows / seconds if seconds else math.nan), batches

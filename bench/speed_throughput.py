@@ -19,7 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from adclick.settings import Settings
-from bench.load import events, paused
+from bench.load import events, paused, steady_rate
 from bench.result import write_result
 
 RECORDS = int(os.environ.get("BENCH_SPEED_RECORDS", "600000"))
@@ -42,14 +42,6 @@ def _fill(settings: Settings) -> int:
     return result.produced
 
 
-def _steady(progress: list[dict]) -> tuple[float, list[dict]]:
-    later = [p for p in progress if p["batchId"] > 0 and p["numInputRows"]]
-    rows = sum(p["numInputRows"] for p in later)
-    seconds = sum(p["durationMs"]["triggerExecution"] for p in later) / 1000
-    batches = [{"batch": p["batchId"], "rows": p["numInputRows"], **p["durationMs"]} for p in progress]
-    return (rows / seconds if seconds else float("nan")), batches
-
-
 def _timed_plain_read(spark, settings: Settings, out: Path) -> tuple[float, float]:
     from speed_layer.source import kafka_events
 
@@ -62,7 +54,7 @@ def _timed_plain_read(spark, settings: Settings, out: Path) -> tuple[float, floa
         .start()
     )
     query.awaitTermination()
-    steady, _ = _steady(query.recentProgress)
+    steady, _ = steady_rate(query.recentProgress)
     return time.perf_counter() - start, steady
 
 
@@ -95,7 +87,7 @@ def run(settings: Settings, context: dict | None = None) -> dict:
             query = start_speed(spark, private, available_now=True)
             query.awaitTermination()
             speed_s = time.perf_counter() - start
-            steady, batches = _steady(query.recentProgress)
+            steady, batches = steady_rate(query.recentProgress)
             minutes = spark.read.format("delta").load(table("speed.ad_clicks_minute").path(private))
             counted = minutes.selectExpr("sum(impressions + clicks + fraud_clicks + conversions)").first()[0]
             plain_s, plain_steady = _timed_plain_read(spark, private, work / "plain")

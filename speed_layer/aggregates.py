@@ -39,7 +39,9 @@ def _dimensions() -> list[Column]:
     return [F.coalesce(F.col(d).cast("string"), F.lit(UNKNOWN)).alias(d) for d in DIMENSIONS]
 
 
-def _measures() -> list[Column]:
+def count_measures() -> list[Column]:
+    """The aggregate columns of :data:`COUNTS` (distinct event counts and money), shared with the
+    batch layer's gold tables so both layers count the same way."""
     kind = F.col("event_type")
     click = kind == "click"
     fraud = F.coalesce(F.col("is_fraud"), F.lit(False))
@@ -57,8 +59,11 @@ def _measures() -> list[Column]:
         F.coalesce(F.sum(F.when(conversion, F.col("revenue_micros"))), F.lit(0))
         .cast("long")
         .alias("revenue_micros"),
-        F.hll_sketch_agg(F.col("user_key")).alias("users_sketch"),
     ]
+
+
+def _measures() -> list[Column]:
+    return [*count_measures(), F.hll_sketch_agg(F.col("user_key")).alias("users_sketch")]
 
 
 def _aggregate(events: DataFrame, window: Column, with_end: bool) -> DataFrame:
