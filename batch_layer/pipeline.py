@@ -193,12 +193,9 @@ def dq_report(spark: SparkSession, settings: Settings, day: date, run_id: str) -
 def register(spark: SparkSession | None, settings: Settings, day: date, run_id: str) -> dict[str, Any]:
     """Register every lake table in Trino and (re)create the serving views."""
     from serving.registry import register_all
+    from serving.views import apply_views
 
     done: dict[str, Any] = dict(register_all(settings))
-    try:
-        from serving.views import apply_views
-    except ImportError:  # serving views not installed in this build
-        return done
     done["views"] = apply_views(settings)
     return done
 

@@ -1,9 +1,10 @@
 """
 ### trino_catalog
 
-Registers every Delta table of the lake in Trino's `delta` catalog, so SQL users and BI tools
-see new tables without a manual step. Idempotent: a registered table is left alone, a table
-whose Delta log does not exist yet is reported as `absent`.
+Registers every Delta table of the lake in Trino's `delta` catalog and (re)creates the
+`serving` views, so SQL users and BI tools see new tables without a manual step. Idempotent: a
+registered table is left alone, a table whose Delta log does not exist yet is reported as
+`absent`.
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ from airflow.sdk import dag, task
 )
 def trino_catalog():
     @task
-    def register_tables() -> dict[str, str]:
+    def register_tables() -> dict:
         from adclick.settings import get_settings
-        from serving.registry import register_all
+        from batch_layer.pipeline import register
 
-        return register_all(get_settings())
+        return register(None, get_settings(), None, "")
 
     register_tables()
 
