@@ -63,6 +63,7 @@ def _timed_raw_copy(spark, settings: Settings, out: Path) -> float:
 
 
 def run(settings: Settings, context: dict | None = None) -> dict:
+    import shutil
     import tempfile
 
     from kafka.admin import KafkaAdminClient, NewTopic
@@ -92,6 +93,7 @@ def run(settings: Settings, context: dict | None = None) -> dict:
     finally:
         admin.delete_topics([topic])
         admin.close()
+        shutil.rmtree(work, ignore_errors=True)  # the private lake and checkpoints
     overall, raw_rate = landed / bronze_s, produced / raw_s
     params = {
         "records": produced,

@@ -59,6 +59,7 @@ def _timed_plain_read(spark, settings: Settings, out: Path) -> tuple[float, floa
 
 
 def run(settings: Settings, context: dict | None = None) -> dict:
+    import shutil
     import tempfile
 
     from kafka.admin import KafkaAdminClient, NewTopic
@@ -95,6 +96,7 @@ def run(settings: Settings, context: dict | None = None) -> dict:
     finally:
         admin.delete_topics([topic])
         admin.close()
+        shutil.rmtree(work, ignore_errors=True)  # the private lake and checkpoints
     params = {
         "records": produced,
         "partitions": settings.topic_partitions,
