@@ -93,33 +93,57 @@ def _dims(settings: Settings, truth) -> None:
     print(f"    {loaded['dims.ads']:,} ads, {loaded['dims.users']:,} user profiles")
 
 
-def _daily_batch(settings: Settings, day: date) -> None:
-    """Run the daily_batch DAG for a closed day with `airflow dags test` (the run shows in the UI).
-
-    The demo's day closed minutes ago, so its late-arrival grace period is set to zero here.
-    """
+def _airflow(settings: Settings, *args: str, extra_env: dict[str, str] | None = None) -> str:
     import os
     import subprocess
 
     from infra.services import _airflow_bin, airflow_env
 
-    env = {**os.environ, **airflow_env(settings), "ADCLICK_BATCH_GRACE_HOURS": "0"}
-    proc = subprocess.Popen(
-        [_airflow_bin(), "dags", "test", "daily_batch", day.isoformat()],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert proc.stdout is not None
-    state = None
-    for line in proc.stdout:  # narrate task by task
-        if "Marking task as" in line or ("task_id=" in line and "state=" in line):
-            print("    " + line.strip()[-160:], flush=True)
-        if "dag_run_state" in line or "DagRun Finished" in line:
-            state = line.strip()
-    if proc.wait() != 0 or (state and "failed" in state):
-        raise RuntimeError(f"daily_batch failed for {day}; see var/airflow/logs (exit {proc.returncode})")
+    env = {**os.environ, **airflow_env(settings), **(extra_env or {})}
+    proc = subprocess.run([_airflow_bin(), *args], env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"airflow {' '.join(args)} failed:\n{proc.stdout[-1500:]}{proc.stderr[-1500:]}")
+    return proc.stdout
+
+
+def _daily_batch(settings: Settings, day: date) -> None:
+    """Run the daily_batch DAG for a closed day with `airflow dags test` (the run shows in the UI).
+
+    A manual run of a daily DAG processes the last complete day before its logical date, so the
+    run is dated the day after ``day``. The demo's day closed minutes ago, so its late-arrival
+    grace period is set to zero for this run.
+    """
+    import json
+    import threading
+
+    log = settings.path("logs", "demo-daily_batch.log")
+    done = threading.Event()
+    started = time.monotonic()
+
+    def tick() -> None:
+        while not done.wait(20):
+            print(f"    ... {time.monotonic() - started:.0f}s (Airflow's log: {log})", flush=True)
+
+    threading.Thread(target=tick, daemon=True).start()
+    try:
+        out = _airflow(
+            settings,
+            "dags", "test", "daily_batch", (day + timedelta(days=1)).isoformat(),
+            extra_env={"ADCLICK_BATCH_GRACE_HOURS": "0"},
+        )  # fmt: skip
+    finally:
+        done.set()
+    log.write_text(out)
+    listed = _airflow(settings, "dags", "list-runs", "daily_batch", "-o", "json")
+    runs = json.loads(next(line for line in listed.splitlines() if line.startswith("[")))
+    run_id = max((r for r in runs if r["run_id"].startswith("manual__")), key=lambda r: r["run_id"])["run_id"]
+    states = _airflow(settings, "tasks", "states-for-dag-run", "daily_batch", run_id, "-o", "json")
+    tasks = json.loads(next(line for line in states.splitlines() if line.startswith("[")))
+    for t in tasks:
+        print(f"    {t['task_id']:<18} {t['state']}")
+    failed = [t["task_id"] for t in tasks if t["state"] != "success"]
+    if failed:
+        raise RuntimeError(f"daily_batch for {day}: {', '.join(failed)} did not succeed; see {log}")
 
 
 def run(settings: Settings, *, clicks: int = 3000, seed: int = 7) -> None:

@@ -195,7 +195,16 @@ def test_daily_batch_backfill_through_the_airflow_cli_then_dags_test(stack: Sett
     assert _gold_counts(spark, stack, days) == _truth_counts(truth, days)
     gold_before = _contents(spark, stack, "gold.ad_clicks_daily", "day", days[-1])
 
-    tested = _airflow(stack, "dags", "test", "daily_batch", days[-1].isoformat(), timeout=900)
+    def gold_runs() -> int:
+        runs = spark.read.format("delta").load(table("ops.job_runs").path(stack))
+        mine = (F.col("job") == "gold") & (F.col("day") == F.lit(days[-1])) & (F.col("status") == "succeeded")
+        return runs.where(mine).count()
+
+    before = gold_runs()
+    # A manual run of a daily DAG processes the last complete day before its logical date.
+    the_next_day = (days[-1] + timedelta(days=1)).isoformat()
+    tested = _airflow(stack, "dags", "test", "daily_batch", the_next_day, timeout=900)
     assert tested.returncode == 0, tested.stdout[-3000:] + tested.stderr[-3000:]
+    assert gold_runs() == before + 1  # `dags test` recomputed exactly that day
     assert _contents(spark, stack, "gold.ad_clicks_daily", "day", days[-1]) == gold_before
     assert _airflow(stack, "dags", "pause", "daily_batch").returncode == 0
