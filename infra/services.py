@@ -516,6 +516,7 @@ def query_api_service(s: Settings) -> Service:
         env=app_env(s),
         port=s.query_port,
         url=f"http://{s.bind_host}:{s.query_port}/",
+        note="dashboard; API docs at /docs",
         # 503 is healthy here: the API is up and says that Trino is not (yet).
         health=lambda: _http_ok(
             f"http://{s.bind_host}:{s.query_port}/v1/health", lambda r: r.status_code in (200, 503)
