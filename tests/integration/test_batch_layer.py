@@ -176,13 +176,17 @@ def test_daily_batch_backfill_through_the_airflow_cli_then_dags_test(stack: Sett
     truth = _send_days(stack, days[0], 3, clicks=450, seed=616)
     _wait_landed(spark, stack, days, truth.events_sent)
 
-    _fresh_daily_batch(stack)
-    created = _airflow(
-        stack,
-        "backfill", "create", "--dag-id", "daily_batch",
-        "--from-date", days[0].isoformat(), "--to-date", days[-1].isoformat(),
-        "--max-active-runs", "1", "--reprocess-behavior", "completed",
-    )  # fmt: skip
+    for _ in range(4):  # SQLite (the local Airflow database) can be locked by the scheduler
+        _fresh_daily_batch(stack)
+        created = _airflow(
+            stack,
+            "backfill", "create", "--dag-id", "daily_batch",
+            "--from-date", days[0].isoformat(), "--to-date", days[-1].isoformat(),
+            "--max-active-runs", "1", "--reprocess-behavior", "completed",
+        )  # fmt: skip
+        if created.returncode == 0 or "database is locked" not in created.stdout + created.stderr:
+            break
+        time.sleep(5)
     assert created.returncode == 0, created.stdout[-2000:] + created.stderr[-2000:]
     deadline = time.monotonic() + 1500
     wanted = {d.isoformat() for d in days}
