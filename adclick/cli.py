@@ -70,13 +70,9 @@ def _query_api(args: argparse.Namespace) -> int:
 
 
 def _airflow(args: argparse.Namespace) -> int:
-    import os
-    import subprocess
+    from infra.services import airflow_cli
 
-    from infra.services import _airflow_bin, airflow_env
-
-    env = {**os.environ, **airflow_env(get_settings())}
-    return subprocess.run([_airflow_bin(), *args.args], env=env, check=False).returncode
+    return airflow_cli(get_settings(), *args.args, capture=False).returncode
 
 
 def _batch(args: argparse.Namespace) -> int:

@@ -94,13 +94,9 @@ def _dims(settings: Settings, truth) -> None:
 
 
 def _airflow(settings: Settings, *args: str, extra_env: dict[str, str] | None = None) -> str:
-    import os
-    import subprocess
+    from infra.services import airflow_cli
 
-    from infra.services import _airflow_bin, airflow_env
-
-    env = {**os.environ, **airflow_env(settings), **(extra_env or {})}
-    proc = subprocess.run([_airflow_bin(), *args], env=env, capture_output=True, text=True, check=False)
+    proc = airflow_cli(settings, *args, extra_env=extra_env)
     if proc.returncode != 0:
         raise RuntimeError(f"airflow {' '.join(args)} failed:\n{proc.stdout[-1500:]}{proc.stderr[-1500:]}")
     return proc.stdout
@@ -113,8 +109,9 @@ def _daily_batch(settings: Settings, day: date) -> None:
     run is dated the day after ``day``. The demo's day closed minutes ago, so its late-arrival
     grace period is set to zero for this run.
     """
-    import json
     import threading
+
+    from infra.services import airflow_json
 
     log = settings.path("logs", "demo-daily_batch.log")
     done = threading.Event()
@@ -134,11 +131,10 @@ def _daily_batch(settings: Settings, day: date) -> None:
     finally:
         done.set()
     log.write_text(out)
-    listed = _airflow(settings, "dags", "list-runs", "daily_batch", "-o", "json")
-    runs = json.loads(next(line for line in listed.splitlines() if line.startswith("[")))
+    runs = airflow_json(_airflow(settings, "dags", "list-runs", "daily_batch", "-o", "json"))
     run_id = max((r for r in runs if r["run_id"].startswith("manual__")), key=lambda r: r["run_id"])["run_id"]
     states = _airflow(settings, "tasks", "states-for-dag-run", "daily_batch", run_id, "-o", "json")
-    tasks = json.loads(next(line for line in states.splitlines() if line.startswith("[")))
+    tasks = airflow_json(states)
     for t in tasks:
         print(f"    {t['task_id']:<18} {t['state']}")
     failed = [t["task_id"] for t in tasks if t["state"] != "success"]

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -366,10 +367,7 @@ def _prepare_airflow(s: Settings) -> None:
     passwords = d / "passwords.json"
     passwords.write_text(json.dumps({s.airflow_admin_user: s.airflow_admin_password.get_secret_value()}))
     passwords.chmod(0o600)
-    env = {**os.environ, **airflow_env(s)}
-    proc = subprocess.run(
-        [_airflow_bin(), "db", "migrate"], env=env, capture_output=True, text=True, check=False
-    )
+    proc = airflow_cli(s, "db", "migrate")
     if proc.returncode != 0:
         raise StackError(f"airflow db migrate failed:\n{proc.stdout[-2000:]}{proc.stderr[-3000:]}")
     db = d / "airflow.db"
@@ -381,6 +379,26 @@ def _prepare_airflow(s: Settings) -> None:
 
 def _airflow_bin() -> str:
     return str(Path(sys.executable).parent / "airflow")
+
+
+def airflow_cli(
+    s: Settings,
+    *args: str,
+    extra_env: dict[str, str] | None = None,
+    capture: bool = True,
+    timeout: float | None = None,
+) -> subprocess.CompletedProcess:
+    """Run the airflow CLI against this stack (its environment, database and DAG folder)."""
+    env = {**os.environ, **airflow_env(s), **(extra_env or {})}
+    return subprocess.run(
+        [_airflow_bin(), *args], env=env, capture_output=capture, text=True, check=False, timeout=timeout
+    )
+
+
+def airflow_json(stdout: str) -> Any:
+    """The JSON of an airflow ``-o json`` command's output; log lines may precede it on stdout."""
+    lines = [line for line in stdout.splitlines() if line.startswith(("[", "{"))]
+    return json.loads(lines[-1]) if lines else []
 
 
 def airflow_healthy(s: Settings) -> bool:

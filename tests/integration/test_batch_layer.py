@@ -7,8 +7,6 @@ the truth exactly, and rerunning a day must leave the tables' contents unchanged
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -122,20 +120,17 @@ def test_gold_days_equal_truth_and_rerunning_a_day_changes_nothing(isolated: Set
 
 
 def _airflow(stack: Settings, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    from infra.services import _airflow_bin, airflow_env
+    from infra.services import airflow_cli
 
-    env = {**os.environ, **airflow_env(stack)}
-    command = [_airflow_bin(), *args]
-    return subprocess.run(command, check=False, env=env, capture_output=True, text=True, timeout=timeout)
+    return airflow_cli(stack, *args, timeout=timeout)
 
 
 def _run_states(stack: Settings) -> dict[str, str]:
+    from infra.services import airflow_json
+
     out = _airflow(stack, "dags", "list-runs", "daily_batch", "-o", "json")
     assert out.returncode == 0, out.stderr[-2000:]
-    # Warnings may precede the JSON on stdout: the JSON is the line that starts with "[".
-    lines = [line for line in out.stdout.splitlines() if line.startswith("[")]
-    runs = json.loads(lines[-1]) if lines else []
-    return {r["logical_date"][:10]: r["state"] for r in runs}
+    return {r["logical_date"][:10]: r["state"] for r in airflow_json(out.stdout)}
 
 
 def _fresh_daily_batch(stack: Settings, timeout_s: float = 240) -> None:
