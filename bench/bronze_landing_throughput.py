@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from pathlib import Path
 
 from adclick.settings import Settings
-from bench.load import events, steady_rate
+from bench.load import events, private_stream, steady_rate
 from bench.result import write_result
 
 RECORDS = int(os.environ.get("BENCH_BRONZE_RECORDS", "600000"))
 PER_BATCH = int(os.environ.get("BENCH_BRONZE_PER_BATCH", "150000"))
 
 
-def _fill(settings: Settings, topic: str) -> int:
+def _fill(settings: Settings) -> int:
     from adclick.contract import now_utc
     from traffic.sinks import send_to_kafka, with_clock
 
@@ -63,37 +62,16 @@ def _timed_raw_copy(spark, settings: Settings, out: Path) -> float:
 
 
 def run(settings: Settings, context: dict | None = None) -> dict:
-    import shutil
-    import tempfile
-
-    from kafka.admin import KafkaAdminClient, NewTopic
-
     from adclick.catalog import table
     from adclick.spark import get_spark
 
-    topic = f"bench.bronze.{uuid.uuid4().hex[:8]}"
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    admin.create_topics([NewTopic(topic, num_partitions=settings.topic_partitions, replication_factor=1)])
-    work = Path(tempfile.mkdtemp(prefix="bench-bronze-", dir=settings.home))
-    private = settings.model_copy(
-        update={
-            "home": work,
-            "lake_root": (work / "lake").as_uri(),
-            "topic_events": topic,
-            "stream_max_offsets_per_trigger": PER_BATCH,
-        }
-    )
-    try:
-        produced = _fill(private, topic)
+    with private_stream(settings, "bronze", PER_BATCH) as private:
+        produced = _fill(private)
         spark = get_spark("bench-bronze", settings=private)
         bronze_s, steady, batches = _timed_bronze(spark, private)
         landed = spark.read.format("delta").load(table("bronze.events").path(private)).count()
-        raw_s = _timed_raw_copy(spark, private, work / "raw")
+        raw_s = _timed_raw_copy(spark, private, private.home / "raw")
         spark.stop()
-    finally:
-        admin.delete_topics([topic])
-        admin.close()
-        shutil.rmtree(work, ignore_errors=True)  # the private lake and checkpoints
     overall, raw_rate = landed / bronze_s, produced / raw_s
     params = {
         "records": produced,

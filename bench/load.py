@@ -43,6 +43,37 @@ def percentile(sorted_values: list[float], q: float) -> float:
 
 
 @contextlib.contextmanager
+def private_stream(settings: Settings, name: str, per_batch: int) -> Iterator[Settings]:
+    """The stack's wiring with a private events topic and a private lake and checkpoints (under
+    the data directory) for one stream benchmark, reading ``per_batch`` records a micro-batch;
+    the topic and the files are deleted afterwards."""
+    import shutil
+    import tempfile
+    import uuid
+    from pathlib import Path
+
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    topic = f"bench.{name}.{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin.create_topics([NewTopic(topic, num_partitions=settings.topic_partitions, replication_factor=1)])
+    work = Path(tempfile.mkdtemp(prefix=f"bench-{name}-", dir=settings.home))
+    try:
+        yield settings.model_copy(
+            update={
+                "home": work,
+                "lake_root": (work / "lake").as_uri(),
+                "topic_events": topic,
+                "stream_max_offsets_per_trigger": per_batch,
+            }
+        )
+    finally:
+        admin.delete_topics([topic])
+        admin.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@contextlib.contextmanager
 def paused(settings: Settings, program: str) -> Iterator[bool]:
     """Stop a supervised program for the duration (restarting it after); yields whether it ran.
 

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from datetime import timedelta
 from pathlib import Path
 
 from adclick.settings import Settings
-from bench.load import events, paused, steady_rate
+from bench.load import events, paused, private_stream, steady_rate
 from bench.result import write_result
 
 RECORDS = int(os.environ.get("BENCH_SPEED_RECORDS", "600000"))
@@ -59,44 +58,22 @@ def _timed_plain_read(spark, settings: Settings, out: Path) -> tuple[float, floa
 
 
 def run(settings: Settings, context: dict | None = None) -> dict:
-    import shutil
-    import tempfile
-
-    from kafka.admin import KafkaAdminClient, NewTopic
-
     from adclick.catalog import table
     from adclick.spark import get_spark
     from speed_layer.app import start_speed
 
-    topic = f"bench.speed.{uuid.uuid4().hex[:8]}"
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    admin.create_topics([NewTopic(topic, num_partitions=settings.topic_partitions, replication_factor=1)])
-    work = Path(tempfile.mkdtemp(prefix="bench-speed-", dir=settings.home))
-    private = settings.model_copy(
-        update={
-            "home": work,
-            "lake_root": (work / "lake").as_uri(),
-            "topic_events": topic,
-            "stream_max_offsets_per_trigger": PER_BATCH,
-        }
-    )
-    try:
-        with paused(settings, "stream"):
-            produced = _fill(private)
-            spark = get_spark("bench-speed", settings=private)
-            start = time.perf_counter()
-            query = start_speed(spark, private, available_now=True)
-            query.awaitTermination()
-            speed_s = time.perf_counter() - start
-            steady, batches = steady_rate(query.recentProgress)
-            minutes = spark.read.format("delta").load(table("speed.ad_clicks_minute").path(private))
-            counted = minutes.selectExpr("sum(impressions + clicks + fraud_clicks + conversions)").first()[0]
-            plain_s, plain_steady = _timed_plain_read(spark, private, work / "plain")
-            spark.stop()
-    finally:
-        admin.delete_topics([topic])
-        admin.close()
-        shutil.rmtree(work, ignore_errors=True)  # the private lake and checkpoints
+    with private_stream(settings, "speed", PER_BATCH) as private, paused(settings, "stream"):
+        produced = _fill(private)
+        spark = get_spark("bench-speed", settings=private)
+        start = time.perf_counter()
+        query = start_speed(spark, private, available_now=True)
+        query.awaitTermination()
+        speed_s = time.perf_counter() - start
+        steady, batches = steady_rate(query.recentProgress)
+        minutes = spark.read.format("delta").load(table("speed.ad_clicks_minute").path(private))
+        counted = minutes.selectExpr("sum(impressions + clicks + fraud_clicks + conversions)").first()[0]
+        plain_s, plain_steady = _timed_plain_read(spark, private, private.home / "plain")
+        spark.stop()
     params = {
         "records": produced,
         "partitions": settings.topic_partitions,
