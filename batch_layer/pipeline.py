@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pyspark.sql.functions as F
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from adclick.catalog import table
 from adclick.errors import AdclickError
@@ -56,6 +56,17 @@ def bronze_complete(settings: Settings, day: date, now: datetime) -> tuple[bool,
     return True, "grace period over and bronze landing caught up"
 
 
+def _read(spark: SparkSession, settings: Settings, name: str) -> DataFrame:
+    return spark.read.format("delta").load(table(name).path(settings))
+
+
+def _event_day(spark: SparkSession, settings: Settings, name: str, day: date) -> DataFrame:
+    """The rows of an event table (bronze or silver) whose event time is on ``day``."""
+    from batch_layer.silver import filter_event_day
+
+    return filter_event_day(_read(spark, settings, name), day)
+
+
 def _model_scores(settings: Settings) -> Callable | None:
     from batch_layer import fraud_model
 
@@ -71,7 +82,7 @@ def silver(spark: SparkSession, settings: Settings, day: date, run_id: str) -> d
 
 
 def _previous_counts(spark: SparkSession, settings: Settings, day: date) -> list[int]:
-    rows = spark.read.format("delta").load(table("silver.events").path(settings))
+    rows = _read(spark, settings, "silver.events")
     window = (F.col("event_date") >= F.lit(day - timedelta(days=PREVIOUS_DAYS))) & (
         F.col("event_date") < F.lit(day)
     )
@@ -81,10 +92,9 @@ def _previous_counts(spark: SparkSession, settings: Settings, day: date) -> list
 def quality(spark: SparkSession, settings: Settings, day: date, run_id: str) -> dict[str, Any]:
     """Bronze and silver suites of the day; both run and are recorded before either gate raises."""
     from batch_layer import quality as dq
-    from batch_layer.silver import filter_event_day
 
-    bronze = filter_event_day(spark.read.format("delta").load(table("bronze.events").path(settings)), day)
-    silver_day = filter_event_day(spark.read.format("delta").load(table("silver.events").path(settings)), day)
+    bronze = _event_day(spark, settings, "bronze.events", day)
+    silver_day = _event_day(spark, settings, "silver.events", day)
     results = [
         dq.check(spark, settings, table="bronze.events", day=day, df=bronze, run_id=run_id),
         dq.check(
@@ -105,11 +115,10 @@ def quality(spark: SparkSession, settings: Settings, day: date, run_id: str) -> 
 def gold(spark: SparkSession, settings: Settings, day: date, run_id: str) -> dict[str, Any]:
     from batch_layer import quality as dq
     from batch_layer.jobs import run_gold
-    from batch_layer.silver import filter_event_day
 
     result = run_gold(spark, settings, day, run_id=run_id)
-    silver_day = filter_event_day(spark.read.format("delta").load(table("silver.events").path(settings)), day)
-    daily = spark.read.format("delta").load(table("gold.ad_clicks_daily").path(settings))
+    silver_day = _event_day(spark, settings, "silver.events", day)
+    daily = _read(spark, settings, "gold.ad_clicks_daily")
     check = dq.check(
         spark,
         settings,
@@ -164,7 +173,7 @@ def dq_report(spark: SparkSession, settings: Settings, day: date, run_id: str) -
     expectations ran and which failed; written to ``var/dq/reports/<day>.json``."""
     from batch_layer.quality import data_docs_index
 
-    results = spark.read.format("delta").load(table("ops.dq_results").path(settings))
+    results = _read(spark, settings, "ops.dq_results")
     week = results.where((F.col("day") > F.lit(day - timedelta(days=7))) & (F.col("day") <= F.lit(day)))
     per = (
         week.groupBy("table", "day")
