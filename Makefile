@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 
-.PHONY: lock install demo test test-unit test-integration test-e2e up down status bench lint format jars clean
+.PHONY: lock install demo test test-unit test-integration up down status bench lint format jars clean
 
 install: $(STAMP)
 
@@ -49,10 +49,6 @@ test-unit: install
 test-integration: install
 	$(BIN)/adclick install
 	$(BIN)/pytest tests/integration
-
-test-e2e: install
-	$(BIN)/adclick install
-	$(BIN)/pytest tests/e2e
 
 bench: install
 	$(BIN)/adclick install
