@@ -69,7 +69,7 @@ def _step(text: str) -> float:
 
 def _wait_for_stream(settings: Settings, timeout_s: float = 900) -> int | None:
     """Wait until the stream application has processed everything Kafka holds; show progress."""
-    from speed_layer.heartbeat import lag
+    from adclick.stream_status import lag
 
     deadline = time.monotonic() + timeout_s
     while True:

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame
 
-from speed_layer.aggregates import COUNTS, UNKNOWN, count_measures
+from adclick.measures import COUNTS, UNKNOWN, count_measures
 
 DIMENSIONS = ("ad_id", "campaign_id", "advertiser_id", "country", "region", "device_type")
 AUDIENCE = ("ad_id", "campaign_id", "advertiser_id", "region", "age_group", "segment")

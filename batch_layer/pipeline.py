@@ -43,7 +43,7 @@ def bronze_complete(settings: Settings, day: date, now: datetime) -> tuple[bool,
     day's end has passed, and the bronze landing query has caught up with Kafka (its heartbeat is
     fresh and its lag is zero) or is not running here at all (bronze is then as complete as it
     will get, e.g. on a batch-only machine). Returns the verdict and why."""
-    from speed_layer import heartbeat
+    from adclick import stream_status as heartbeat
 
     ready_at = day_bounds(day)[1] + timedelta(hours=settings.batch_grace_hours)
     if now < ready_at:

@@ -21,11 +21,11 @@ import pyspark.sql.types as T
 from pyspark.sql import Column, DataFrame, SparkSession
 
 from adclick.catalog import table
+from adclick.measures import UNKNOWN
 from adclick.settings import Settings
 from batch_layer.jobs import Clock, Lineage, read_table, track_run, write_partition
 from batch_layer.ops import append_rows, utc_now
 from batch_layer.silver import filter_event_day
-from speed_layer.aggregates import UNKNOWN
 
 REASONS = ("match", "late", "fraud_reclassified", "duplicate", "unknown")
 SPEED_MINUTES = "window_start timestamp, ad_id string, clicks long, fraud_clicks long, window_date date"

@@ -78,7 +78,7 @@ def _kafka_perf_at_rate(settings: Settings, records: int) -> dict[str, float]:
 
 
 def _wait_caught_up(settings: Settings, timeout_s: float = 300) -> None:
-    from speed_layer.heartbeat import is_fresh, lag
+    from adclick.stream_status import is_fresh, lag
 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

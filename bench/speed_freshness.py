@@ -115,7 +115,7 @@ async def _load(
 
 def run(settings: Settings, context: dict | None = None) -> dict:
     from adclick.catalog import table
-    from speed_layer.heartbeat import read as read_heartbeat
+    from adclick.stream_status import read as read_heartbeat
 
     url = f"http://{settings.bind_host}:{settings.ingest_port}"
     table_dir = Path(table("speed.ad_clicks_minute").path(settings).removeprefix("file://"))

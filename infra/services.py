@@ -544,7 +544,7 @@ def query_api_service(s: Settings) -> Service:
 
 
 def stream_healthy(s: Settings) -> bool:
-    from speed_layer.heartbeat import is_fresh
+    from adclick.stream_status import is_fresh
 
     return is_fresh(s)
 

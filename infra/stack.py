@@ -243,7 +243,7 @@ def _quality_line(s: Settings) -> str:
 
 def _stream_line(s: Settings) -> str:
     """One line per stream query: Kafka lag, last batch, and events dropped behind the watermark."""
-    from speed_layer import heartbeat
+    from adclick import stream_status as heartbeat
 
     beat = heartbeat.read(s)
     if not beat:

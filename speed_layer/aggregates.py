@@ -29,37 +29,9 @@ from collections.abc import Sequence
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, Window
 
-UNKNOWN = "unknown"
-DIMENSIONS = ("ad_id", "campaign_id", "country", "device_type")
-COUNTS = ("impressions", "clicks", "fraud_clicks", "conversions", "cost_micros", "revenue_micros")
+from adclick.measures import COUNTS, DIMENSIONS, count_measures, dimension_columns
+
 MEASURES = (*COUNTS, "users_sketch", "unique_users")
-
-
-def _dimensions() -> list[Column]:
-    return [F.coalesce(F.col(d).cast("string"), F.lit(UNKNOWN)).alias(d) for d in DIMENSIONS]
-
-
-def count_measures() -> list[Column]:
-    """The aggregate columns of :data:`COUNTS` (distinct event counts and money), shared with the
-    batch layer's gold tables so both layers count the same way."""
-    kind = F.col("event_type")
-    click = kind == "click"
-    fraud = F.coalesce(F.col("is_fraud"), F.lit(False))
-    honest_click = click & ~fraud
-    conversion = kind == "conversion"
-    event_id = F.col("event_id")
-    return [
-        F.count_distinct(F.when(kind == "impression", event_id)).alias("impressions"),
-        F.count_distinct(F.when(honest_click, event_id)).alias("clicks"),
-        F.count_distinct(F.when(click & fraud, event_id)).alias("fraud_clicks"),
-        F.count_distinct(F.when(conversion, event_id)).alias("conversions"),
-        F.coalesce(F.sum(F.when(honest_click, F.col("cost_micros"))), F.lit(0))
-        .cast("long")
-        .alias("cost_micros"),
-        F.coalesce(F.sum(F.when(conversion, F.col("revenue_micros"))), F.lit(0))
-        .cast("long")
-        .alias("revenue_micros"),
-    ]
 
 
 def _measures() -> list[Column]:
@@ -69,7 +41,7 @@ def _measures() -> list[Column]:
 def _aggregate(events: DataFrame, window: Column, with_end: bool) -> DataFrame:
     grouped = (
         events.where(F.col("event_time").isNotNull())
-        .groupBy(window.alias("window"), *_dimensions())
+        .groupBy(window.alias("window"), *dimension_columns())
         .agg(*_measures())
     )
     bounds = [F.col("window.start").alias("window_start")]

@@ -17,10 +17,11 @@ from collections.abc import Callable, Iterator
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
 
+from adclick import stream_status as heartbeat
 from adclick.dims import DimsCache
 from adclick.errors import AdclickError
 from adclick.settings import Settings
-from speed_layer import heartbeat, progress_sink
+from speed_layer import progress_sink
 from speed_layer.bronze_sink import ensure_tables, land_batch
 from speed_layer.source import kafka_events
 

@@ -1,4 +1,5 @@
-"""The stream application's heartbeat: ``var/stream/status.json``, rewritten every few seconds.
+"""The stream application's heartbeat (its status file): ``var/stream/status.json``, rewritten every
+few seconds by the stream app and read by the stack, the batch sensor and the demo.
 
 Holds each query's latest progress (batch id, input rows, rate, Kafka end offsets), so
 ``adclick status`` can report health and consumer lag without talking to Spark.
