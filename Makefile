@@ -38,9 +38,9 @@ status: install
 demo: install
 	$(BIN)/adclick demo
 
-test: install
+test: lint
 	$(BIN)/adclick install
-	$(BIN)/pytest tests
+	$(BIN)/pytest tests --durations=25
 
 test-unit: install
 	$(BIN)/adclick install

@@ -1,7 +1,7 @@
 """SparkSession factory: Delta and Kafka jars from the local cache, master from settings.
 
-Jars come from the artifact cache that ``adclick install`` fills (never downloaded at run time);
-the same code runs on a cluster by setting ``ADCLICK_SPARK_MASTER``.
+Jars come from the artifact cache that ``adclick install`` fills and records (:mod:`adclick.runtime`),
+never downloaded at run time; the same code runs on a cluster by setting ``ADCLICK_SPARK_MASTER``.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from adclick.runtime import spark_runtime
 from adclick.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -17,16 +18,12 @@ if TYPE_CHECKING:
 
 
 def spark_jars(settings: Settings) -> list[Path]:
-    from infra.artifacts import spark_jars as cached
-
-    return cached(settings)
+    return list(spark_runtime(settings).jars)
 
 
 def java_env(settings: Settings) -> dict[str, str]:
     """JAVA_HOME for Spark (Java 17) and the loopback binding."""
-    from infra.java import java17_home
-
-    return {"JAVA_HOME": str(java17_home(settings)), "SPARK_LOCAL_IP": settings.bind_host}
+    return {"JAVA_HOME": str(spark_runtime(settings).java17_home), "SPARK_LOCAL_IP": settings.bind_host}
 
 
 def get_spark(

@@ -167,6 +167,16 @@ def install_all(settings: Settings, components: tuple[str, ...] = COMPONENTS, *,
     for component in components:
         install_component(settings, component, log=log)
     ensure_trino_java(settings, log=log)
+    if "spark" in components:
+        record_spark_runtime(settings)
+
+
+def record_spark_runtime(settings: Settings) -> Path:
+    """Write what Spark needs (jars, Java 17 home) where the core's SparkSession factory reads it."""
+    from adclick.runtime import write_record
+    from infra.java import java17_home
+
+    return write_record(settings, spark_jars(settings), java17_home(settings))
 
 
 def spark_jars(settings: Settings) -> list[Path]:

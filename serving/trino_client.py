@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import trino
+import trino.exceptions
 
 from adclick.catalog import Table
 from adclick.settings import Settings
@@ -73,7 +74,14 @@ def register_table(settings: Settings, table: Table) -> bool:
         "table_location": _literal(trino_location(settings, table)),
     }
     named = ", ".join(f"{k} => {v}" for k, v in args.items())
-    query(settings, f"CALL {settings.trino_catalog}.system.register_table({named})")
+    try:
+        query(settings, f"CALL {settings.trino_catalog}.system.register_table({named})")
+    except trino.exceptions.TrinoUserError as exc:
+        # Another registrar (the hourly trino_catalog DAG, a daily_batch run) won the race
+        # between the check above and this call: the table is registered, which is the goal.
+        if exc.error_name == "ALREADY_EXISTS" or "already exists" in str(exc.message).lower():
+            return False
+        raise
     return True
 
 

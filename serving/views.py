@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import sqlparse
 from trino.exceptions import TrinoUserError
 
 from adclick.settings import Settings
@@ -92,67 +93,24 @@ def _leading_comment_lines(chunk: str) -> Iterator[str]:
 
 
 def _split(text: str) -> list[str]:
-    """Split on top-level ``;``: quotes ('...', "..."), ``--`` comments and ``/* */`` are skipped over."""
-    chunks: list[str] = []
-    start = i = 0
-    n = len(text)
-    while i < n:
-        ch = text[i]
-        if ch in ("'", '"'):
-            i += 1
-            while i < n:
-                if text[i] == ch:
-                    if i + 1 < n and text[i + 1] == ch:  # doubled quote is an escaped quote
-                        i += 2
-                        continue
-                    break
-                i += 1
-            i += 1
-        elif text.startswith("--", i):
-            end = text.find("\n", i)
-            i = n if end < 0 else end + 1
-        elif text.startswith("/*", i):
-            end = text.find("*/", i + 2)
-            i = n if end < 0 else end + 2
-        elif ch == ";":
-            chunks.append(text[start:i])
-            i += 1
-            start = i
-        else:
-            i += 1
-    chunks.append(text[start:])
+    """Split on top-level ``;`` with sqlparse's lexer (quotes, quoted names and comments are not
+    split); a statement keeps its leading comments and loses its ``;`` and what trails it."""
+    chunks = []
+    for statement in sqlparse.parse(text):
+        tokens = list(statement.flatten())
+        while tokens and (
+            tokens[-1].is_whitespace
+            or tokens[-1].ttype in sqlparse.tokens.Comment
+            or tokens[-1].match(sqlparse.tokens.Punctuation, ";")
+        ):
+            tokens.pop()
+        chunks.append("".join(t.value for t in tokens))
     return chunks
 
 
 def strip_comments(sql: str) -> str:
     """The SQL without ``--`` and ``/* */`` comments (string literals and quoted names kept)."""
-    out: list[str] = []
-    i = 0
-    n = len(sql)
-    while i < n:
-        ch = sql[i]
-        if ch in ("'", '"'):
-            j = i + 1
-            while j < n:
-                if sql[j] == ch:
-                    if j + 1 < n and sql[j + 1] == ch:
-                        j += 2
-                        continue
-                    break
-                j += 1
-            out.append(sql[i : j + 1])
-            i = j + 1
-        elif sql.startswith("--", i):
-            end = sql.find("\n", i)
-            i = n if end < 0 else end
-        elif sql.startswith("/*", i):
-            end = sql.find("*/", i + 2)
-            i = n if end < 0 else end + 2
-            out.append(" ")
-        else:
-            out.append(ch)
-            i += 1
-    return "".join(out)
+    return sqlparse.format(sql, strip_comments=True)
 
 
 def sql_files(directory: Path = SQL_DIR) -> list[Path]:

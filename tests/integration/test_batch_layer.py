@@ -120,13 +120,34 @@ def test_gold_days_equal_truth_and_rerunning_a_day_changes_nothing(isolated: Set
 
 
 def _airflow(stack: Settings, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    from infra.services import airflow_cli
+    from infra.airflow_service import airflow_cli
 
     return airflow_cli(stack, *args, timeout=timeout)
 
 
+def _task_logs_since(stack: Settings, since: float, dag_id: str = "daily_batch") -> str:
+    """Tails of the task logs of ``dag_id`` written since ``since`` that hold an error, so a failed
+    run says in the test report which task failed and why."""
+    from infra.airflow_service import airflow_dir
+
+    logs = sorted(
+        (
+            p
+            for p in (airflow_dir(stack) / "logs" / f"dag_id={dag_id}").rglob("*.log")
+            if p.stat().st_mtime >= since
+        ),
+        key=lambda p: p.stat().st_mtime,
+    )
+    out = []
+    for path in logs:
+        text = path.read_text(errors="replace")
+        if "error" in text.lower() or "traceback" in text.lower():
+            out.append(f"--- {path.relative_to(airflow_dir(stack))}\n{text[-2500:]}")
+    return "\n".join(out) or "(no task log with an error)"
+
+
 def _run_states(stack: Settings) -> dict[str, str]:
-    from infra.services import airflow_json
+    from infra.airflow_service import airflow_json
 
     out = _airflow(stack, "dags", "list-runs", "daily_batch", "-o", "json")
     assert out.returncode == 0, out.stderr[-2000:]
@@ -202,8 +223,14 @@ def test_daily_batch_backfill_through_the_airflow_cli_then_dags_test(stack: Sett
     before = gold_runs()
     # A manual run of a daily DAG processes the last complete day before its logical date.
     the_next_day = (days[-1] + timedelta(days=1)).isoformat()
+    started = time.time()
     tested = _airflow(stack, "dags", "test", "daily_batch", the_next_day, timeout=900)
-    assert tested.returncode == 0, tested.stdout[-3000:] + tested.stderr[-3000:]
+    output = (tested.stdout + tested.stderr).splitlines()
+    errors = [line for line in output if "ERROR" in line or "Error" in line]
+    assert tested.returncode == 0, (
+        "\n".join(errors[:60]) + "\n" + tested.stdout[-3000:] + tested.stderr[-3000:] + "\n"
+        + _task_logs_since(stack, started)
+    )  # fmt: skip
     assert gold_runs() == before + 1  # `dags test` recomputed exactly that day
     assert _contents(spark, stack, "gold.ad_clicks_daily", "day", days[-1]) == gold_before
     assert _airflow(stack, "dags", "pause", "daily_batch").returncode == 0

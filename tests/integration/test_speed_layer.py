@@ -159,7 +159,7 @@ def test_sigkill_mid_stream_then_restart_gives_exact_counts(isolated: Settings, 
     }
     log = open(tmp_path / "stream.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "adclick.cli", "stream", "--queries", "speed"], env=env, stdout=log, stderr=log
+        [sys.executable, "-m", "cli", "stream", "--queries", "speed"], env=env, stdout=log, stderr=log
     )
     commits = isolated.path("checkpoints", "speed", "commits")
     deadline = time.monotonic() + 240

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from adclick.settings import Settings
-from infra import artifacts, java, services, stack, supervisor
+from infra import airflow_service, artifacts, java, kafka_service, services, stack, supervisor
 from infra.errors import StackError
 
 
@@ -131,16 +131,16 @@ def test_supervisor_config_escapes_percent_and_binds_loopback(settings: Settings
 
 
 def test_service_configs_bind_loopback(settings: Settings) -> None:
-    props = services._kafka_properties(settings)
+    props = kafka_service._kafka_properties(settings)
     assert "listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093" in props
-    env = services.airflow_env(settings)
+    env = airflow_service.airflow_env(settings)
     assert env["AIRFLOW__API__HOST"] == "127.0.0.1"
     assert (
         env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == f"sqlite:///{settings.home / 'airflow' / 'airflow.db'}"
     )
     assert env["AIRFLOW__API_AUTH__JWT_SECRET"]  # made once per data directory, never a constant
     assert (
-        services.airflow_env(settings)["AIRFLOW__API_AUTH__JWT_SECRET"]
+        airflow_service.airflow_env(settings)["AIRFLOW__API_AUTH__JWT_SECRET"]
         == env["AIRFLOW__API_AUTH__JWT_SECRET"]
     )
 

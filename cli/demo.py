@@ -94,7 +94,7 @@ def _dims(settings: Settings, truth) -> None:
 
 
 def _airflow(settings: Settings, *args: str, extra_env: dict[str, str] | None = None) -> str:
-    from infra.services import airflow_cli
+    from infra.airflow_service import airflow_cli
 
     proc = airflow_cli(settings, *args, extra_env=extra_env)
     if proc.returncode != 0:
@@ -111,7 +111,7 @@ def _daily_batch(settings: Settings, day: date) -> None:
     """
     import threading
 
-    from infra.services import airflow_json
+    from infra.airflow_service import airflow_json
 
     log = settings.path("logs", "demo-daily_batch.log")
     done = threading.Event()

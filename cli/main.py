@@ -49,7 +49,7 @@ def _query(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from adclick.demo import run
+    from cli.demo import run
 
     run(get_settings(), clicks=args.clicks)
     return 0
@@ -70,7 +70,7 @@ def _query_api(args: argparse.Namespace) -> int:
 
 
 def _airflow(args: argparse.Namespace) -> int:
-    from infra.services import airflow_cli
+    from infra.airflow_service import airflow_cli
 
     return airflow_cli(get_settings(), *args.args, capture=False).returncode
 

@@ -1,0 +1,76 @@
+"""adclick's own applications in the local stack: ingestion API, query API, stream application."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from adclick.settings import Settings
+from infra.service import Service, http_ok
+
+
+def _adclick_bin() -> str:
+    return str(Path(sys.executable).parent / "adclick")
+
+
+def app_env(s: Settings) -> dict[str, str]:
+    """The applications read the same settings as the process that started them."""
+    return {
+        "ADCLICK_HOME": str(s.home),
+        "ADCLICK_ENV": s.env,
+        "SPARK_LOCAL_IP": s.bind_host,
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def ingest_api_healthy(s: Settings) -> bool:
+    return http_ok(f"http://{s.bind_host}:{s.ingest_port}/v1/health", lambda r: r.status_code == 200)
+
+
+def ingest_api_service(s: Settings) -> Service:
+    return Service(
+        name="ingest-api",
+        command=[_adclick_bin(), "ingest-api"],
+        env=app_env(s),
+        port=s.ingest_port,
+        url=f"http://{s.bind_host}:{s.ingest_port}/docs",
+        health=lambda: ingest_api_healthy(s),
+        start_timeout=60,
+    )
+
+
+def query_api_service(s: Settings) -> Service:
+    return Service(
+        name="query-api",
+        command=[_adclick_bin(), "query-api"],
+        env=app_env(s),
+        port=s.query_port,
+        url=f"http://{s.bind_host}:{s.query_port}/",
+        note="dashboard; API docs at /docs",
+        # 503 is healthy here: the API is up and says that Trino is not (yet).
+        health=lambda: http_ok(
+            f"http://{s.bind_host}:{s.query_port}/v1/health", lambda r: r.status_code in (200, 503)
+        ),
+        start_timeout=60,
+    )
+
+
+def stream_healthy(s: Settings) -> bool:
+    from adclick.stream_status import is_fresh
+
+    return is_fresh(s)
+
+
+def stream_service(s: Settings) -> Service:
+    return Service(
+        name="stream",
+        command=[_adclick_bin(), "stream"],
+        env=app_env(s),
+        port=0,
+        url="http://127.0.0.1:4040 (when ADCLICK_SPARK_UI=true)"
+        if not s.spark_ui
+        else f"http://{s.bind_host}:4040",
+        health=lambda: stream_healthy(s),
+        start_timeout=180,
+        stop_wait=60,
+    )
