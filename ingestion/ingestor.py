@@ -1,0 +1,252 @@
+"""The ingestion core: one process's gates, event pipeline and delivery, shared by every route.
+
+Reads decoded JSON values (one per event) and the request's client IP and API key; writes one
+Kafka record per accepted event through the sink (:mod:`ingestion.producer`), or appends it to
+the local spool (:mod:`ingestion.spool`) when Kafka does not acknowledge in time. Per event:
+nesting depth, the contract (:func:`adclick.contract.validate_incoming`), pseudonymisation
+(:func:`adclick.contract.to_event` with the keyed hash), the duplicate hint
+(:mod:`ingestion.dedup_hint`), the record key with hot-ad salting (:mod:`ingestion.hot_keys`),
+then delivery. An event counts as durable only once Kafka acknowledged it (``acks=all``) or the
+spool append returned (fsynced with ``spool_fsync=always``); only durable events are remembered
+by the duplicate hint, so a retry of an event that was not kept is accepted again.
+
+Blocking kafka-python calls and spool writes run in the ingestor's thread pool, never on the
+event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import Request, Response
+
+from adclick.contract import ContractError, Event, IncomingEvent, to_event, validate_incoming
+from adclick.privacy import hash_key
+from adclick.settings import Settings
+from ingestion.auth import HEADER as API_KEY_HEADER
+from ingestion.auth import REFUSAL, ApiKeys
+from ingestion.dedup_hint import DuplicateHint
+from ingestion.hot_keys import HotKeys
+from ingestion.limits import BodyError, json_depth_exceeds
+from ingestion.producer import EventSink, KafkaSink, Record, SinkState, deliver
+from ingestion.rate_limit import RateLimiter
+from ingestion.redirect import MissingRedirectKeyError, redirect_key
+from ingestion.request_parsing import client_ip
+from ingestion.responses import Refusal, error_response, field_text
+from ingestion.spool import Spool, SpoolDrainer, SpoolFull
+
+log = logging.getLogger(__name__)
+
+_IO_THREADS = 32
+_UNAVAILABLE_RETRY_AFTER = 5
+
+
+def _scrub(text: str, obj: Any) -> str:
+    """Never echo a raw user_id / ip in an error message, whatever the validator wrote."""
+    if isinstance(obj, dict):
+        for name in ("user_id", "ip"):
+            raw = obj.get(name)
+            if isinstance(raw, str) and len(raw.strip()) >= 4 and raw.strip() in text:
+                text = text.replace(raw.strip(), "<redacted>")
+    return text
+
+
+class Ingestor:
+    """Everything a request needs, built once per process from the settings."""
+
+    def __init__(self, settings: Settings, sink: EventSink | None, clock: Callable[[], float]) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.key = hash_key(settings)  # raises MissingHashKeyError outside local/test without a key
+        try:
+            self.redirect_key: bytes | None = redirect_key(settings)
+        except MissingRedirectKeyError as exc:
+            log.warning("click redirects disabled: %s", exc)
+            self.redirect_key = None
+        self.own_sink = sink is None
+        self.sink: EventSink = sink if sink is not None else KafkaSink(settings)
+        self.state = SinkState(clock)
+        self.spool = Spool.open_slot(
+            settings.path("spool"),
+            max_bytes=settings.spool_max_bytes,
+            segment_bytes=settings.spool_segment_bytes,
+            fsync=settings.spool_fsync == "always",
+        )
+        self.drainer = SpoolDrainer(
+            self.spool, self.sink, self.state, timeout=settings.produce_timeout_seconds
+        )
+        self.dedup = DuplicateHint(
+            window_seconds=settings.dedup_window_seconds,
+            expected_rate=settings.dedup_expected_rate,
+            fp_rate=settings.dedup_false_positive_rate,
+            clock=clock,
+        )
+        self.hot = HotKeys(
+            share=settings.hot_key_share,
+            salts=settings.hot_key_salts,
+            window_seconds=settings.hot_key_window_seconds,
+            clock=clock,
+        )
+        self.limiter = RateLimiter(
+            per_ip=settings.rate_limit_per_ip,
+            per_ip_burst=settings.rate_limit_per_ip_burst,
+            per_key=settings.rate_limit_per_key,
+            per_key_burst=settings.rate_limit_per_key_burst,
+            clock=clock,
+        )
+        self.auth = ApiKeys(settings.api_keys)
+        self.trusted_proxies = frozenset(settings.trusted_proxies)
+        self.io = ThreadPoolExecutor(max_workers=_IO_THREADS, thread_name_prefix="ingest-io")
+        self.stats = {"accepted": 0, "duplicates": 0, "rejected": 0, "spooled": 0, "unavailable": 0}
+
+    # lifecycle
+    def start(self) -> None:
+        self.drainer.start()
+
+    def close(self) -> None:
+        self.drainer.stop()
+        self.io.shutdown(wait=True)
+        if self.own_sink:
+            try:
+                self.sink.close()
+            except Exception:
+                log.exception("closing the event sink failed")
+        self.spool.close()
+
+    # clock
+    def now(self) -> tuple[datetime, int]:
+        seconds = self.clock()
+        return datetime.fromtimestamp(seconds, tz=UTC), int(seconds * 1000)
+
+    # request gates
+    def gate(self, request: Request) -> tuple[str, str | None]:
+        """Client IP and publisher, or :class:`Refusal` (429 on an empty IP bucket, 401)."""
+        ip = client_ip(request, self.trusted_proxies)
+        wait = self.limiter.precheck(ip=ip)
+        if wait is not None:
+            raise Refusal(self.too_many(wait, "this client IP"))
+        if not self.auth.enabled:
+            return ip, None
+        publisher = self.auth.publisher(request.headers.get(API_KEY_HEADER))
+        if publisher is None:
+            self.limiter.try_take(1, ip=ip)  # failed attempts cost: no free key guessing
+            raise Refusal(error_response(401, API_KEY_HEADER, REFUSAL))
+        wait = self.limiter.precheck(ip=ip, key=publisher)
+        if wait is not None:
+            raise Refusal(self.too_many(wait, "this API key"))
+        return ip, publisher
+
+    def too_many(self, seconds: int, who: str) -> Response:
+        return error_response(
+            429,
+            "rate_limit",
+            f"too many events from {who}; retry after {seconds} s",
+            headers={"Retry-After": str(seconds)},
+        )
+
+    def take(self, n: int, ip: str, publisher: str | None) -> None:
+        wait = self.limiter.try_take(n, ip=ip, key=publisher)
+        if wait is not None:
+            raise Refusal(self.too_many(wait, "this client IP or API key"))
+
+    # events
+    def prepare(self, obj: Any, now: datetime, received_ms: int, edge_country: str | None) -> Event:
+        """One decoded JSON value -> the Kafka event, or :class:`ContractError` (raw PII scrubbed)."""
+        if json_depth_exceeds(obj, self.settings.max_json_depth):
+            raise ContractError("event", f"nested deeper than {self.settings.max_json_depth} levels")
+        try:
+            incoming: IncomingEvent = validate_incoming(
+                obj,
+                now=now,
+                late_horizon_days=self.settings.late_horizon_days,
+                future_skew_minutes=self.settings.future_skew_minutes,
+            )
+            return to_event(incoming, key=self.key, received_at_ms=received_ms, edge_country=edge_country)
+        except ContractError as exc:
+            raise ContractError(exc.field, _scrub(exc.reason, obj)) from None
+
+    def prepare_many(
+        self, items: Sequence[tuple[int, Any]], now: datetime, received_ms: int, edge_country: str | None
+    ) -> tuple[list[tuple[int, Event]], list[dict[str, Any]]]:
+        events: list[tuple[int, Event]] = []
+        rejected: list[dict[str, Any]] = []
+        for index, obj in items:
+            if isinstance(obj, BodyError):
+                rejected.append({"index": index, "error": f"{obj.field}: {obj.reason}"})
+                continue
+            try:
+                events.append((index, self.prepare(obj, now, received_ms, edge_country)))
+            except ContractError as exc:
+                rejected.append({"index": index, "error": f"{field_text(exc.field)}: {exc.reason}"})
+        return events, rejected
+
+    def records(self, events: Sequence[Event]) -> list[Record]:
+        keys = self.hot.keys_for([(e.ad_id, e.event_id) for e in events])
+        return [(key.encode(), event.to_json()) for key, event in zip(keys, events, strict=True)]
+
+    async def deliver(self, records: Sequence[Record]) -> list[bool]:
+        """Per record: durable (acknowledged by Kafka or fsynced to the spool)?"""
+        loop = asyncio.get_running_loop()
+        durable = [False] * len(records)
+        pending = list(range(len(records)))
+        if self.state.up:
+            try:
+                results = await deliver(self.sink, records, self.settings.produce_timeout_seconds, self.io)
+            except Exception as exc:
+                results = [exc] * len(records)
+            pending = []
+            for i, result in enumerate(results):
+                if result is None:
+                    durable[i] = True
+                else:
+                    pending.append(i)
+            if pending:
+                self.state.mark_down(repr(results[pending[0]]))
+        if pending:
+            try:
+                await loop.run_in_executor(self.io, self.spool.append, [records[i] for i in pending])
+            except SpoolFull as exc:
+                log.error("cannot accept %d events: Kafka unreachable and %s", len(pending), exc)
+                return durable
+            except OSError:
+                log.exception("cannot accept %d events: spool write failed", len(pending))
+                return durable
+            self.stats["spooled"] += len(pending)
+            for i in pending:
+                durable[i] = True
+        return durable
+
+    def unavailable(self) -> Response:
+        self.stats["unavailable"] += 1
+        return error_response(
+            503,
+            "service",
+            "cannot store events now: Kafka unreachable and the local spool full",
+            headers={"Retry-After": str(_UNAVAILABLE_RETRY_AFTER)},
+        )
+
+    async def accept(self, events: Sequence[Event]) -> tuple[int, int, bool]:
+        """Dedup hint, keys, delivery. (accepted, duplicates, all durable)."""
+        fresh: list[Event] = []
+        batch_ids: set[str] = set()
+        duplicates = 0
+        for event in events:
+            if event.event_id in batch_ids or self.dedup.seen(event.event_id):
+                duplicates += 1
+                continue
+            batch_ids.add(event.event_id)
+            fresh.append(event)
+        if not fresh:
+            return 0, duplicates, True
+        durable = await self.deliver(self.records(fresh))
+        for event, ok in zip(fresh, durable, strict=True):
+            if ok:  # only what is kept may make a retry a "duplicate"
+                self.dedup.add(event.event_id)
+        self.stats["accepted"] += sum(durable)
+        self.stats["duplicates"] += duplicates
+        return len(fresh), duplicates, all(durable)
