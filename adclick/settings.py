@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     spark_driver_memory: str = "4g"
     spark_shuffle_partitions: int = 4
     spark_ui: bool = False
+    spark_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="CPU niceness of the stream app and batch jobs (the APIs are latency-critical).",
+    )
     java17_home: Path | None = None
 
     # Stream application (bronze landing + speed layer)

@@ -35,7 +35,10 @@ def command(settings: Settings, step: str, day: date) -> str:
 
     jars = ",".join(str(p) for p in spark_jars(settings))
     env = {**java_env(settings), "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    # Below the APIs in CPU priority: a running batch day must not push click latency up.
+    nice = ["nice", "-n", str(settings.spark_nice)] if settings.spark_nice else []
     args = [
+        *nice,
         "env",
         *[f"{k}={v}" for k, v in env.items()],
         str(spark_submit_bin()),

@@ -6,6 +6,7 @@ Subcommands import their implementation lazily, so ``adclick status`` does not l
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from datetime import date, timedelta
@@ -87,6 +88,7 @@ def _batch(args: argparse.Namespace) -> int:
     if not days:
         print("error: --to is before --date", file=sys.stderr)
         return 2
+    os.nice(settings.spark_nice)  # batch work yields the CPU to the APIs, as in the DAGs
     spark = get_spark(f"adclick-batch-{args.job}", settings=settings)
     try:
         for day in days:

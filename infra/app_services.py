@@ -64,7 +64,8 @@ def stream_healthy(s: Settings) -> bool:
 def stream_service(s: Settings) -> Service:
     return Service(
         name="stream",
-        command=[_adclick_bin(), "stream"],
+        # Below the APIs in CPU priority (nice execs the app: supervisord still signals its PID).
+        command=[*(["nice", "-n", str(s.spark_nice)] if s.spark_nice else []), _adclick_bin(), "stream"],
         env=app_env(s),
         port=0,
         url="http://127.0.0.1:4040 (when ADCLICK_SPARK_UI=true)"

@@ -155,3 +155,19 @@ def test_second_stream_application_is_refused(settings: Settings) -> None:
         pass
     with single_instance(settings):  # released: the next one may start
         pass
+
+
+def test_spark_runs_below_the_apis_in_cpu_priority() -> None:
+    from datetime import date
+
+    from batch_layer.submit import command
+    from infra.app_services import ingest_api_service, stream_service
+
+    niced = Settings(spark_nice=10)
+    assert stream_service(niced).command[:3] == ["nice", "-n", "10"]
+    assert stream_service(niced).command[-1] == "stream"
+    assert ingest_api_service(niced).command[0] != "nice"  # the latency-critical API keeps its priority
+    assert command(niced, "gold", date(2026, 11, 3)).startswith("nice -n 10 env ")
+    plain = Settings(spark_nice=0)
+    assert stream_service(plain).command[0].endswith("adclick")
+    assert command(plain, "gold", date(2026, 11, 3)).startswith("env ")
