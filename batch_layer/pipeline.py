@@ -140,7 +140,7 @@ def reconcile(spark: SparkSession, settings: Settings, day: date, run_id: str) -
         raise ReconciliationDrift(
             f"{day}: speed counted {summary['speed_total']:,} clicks, gold {summary['gold_total']:,} "
             f"(drift {summary['drift']:.2%} > {settings.reconcile_max_drift:.2%}): "
-            f"{summary['missed']:,} missed ({summary['late']:,} late), "
+            f"{summary['missed']:,} missed ({summary['late_dropped']:,} dropped as late), "
             f"{summary['over_counted']:,} over-counted ({summary['duplicates']:,} duplicates), "
             f"{summary['fraud_reclassified']:,} fraud reclassified; see delta.ops.reconciliation"
         )
