@@ -199,8 +199,12 @@ def dq_report(spark: SparkSession, settings: Settings, day: date, run_id: str) -
     return report
 
 
-def register(spark: SparkSession | None, settings: Settings, day: date, run_id: str) -> dict[str, Any]:
-    """Register every lake table in Trino and (re)create the serving views."""
+def register(settings: Settings) -> dict[str, Any]:
+    """Register every lake table in Trino and (re)create the serving views (no Spark, no day).
+
+    Returns ``{logical table name: "registered" | "present" | "absent"}`` plus ``"views"``: the
+    serving views now defined.
+    """
     from serving.registry import register_all
     from serving.views import apply_views
 
