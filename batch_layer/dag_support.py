@@ -1,14 +1,27 @@
 """What the DAGs share, kept light: importing this module imports no Spark, GX or Trino, so the
 DAG files parse in milliseconds. Heavy imports happen inside the task bodies, at run time.
+
+The DAGs are wired by Airflow Assets: ``daily_batch``'s ``advance_watermark`` emits an event on
+:data:`GOLD_DAILY` (extra ``{"day": ...}``) each time a day passes every gate and is final;
+``monthly_rollup`` is scheduled on that asset and rolls up the months the event days completed
+(:func:`rollup_plan`), emitting :data:`GOLD_MONTHLY`.
 """
 
 from __future__ import annotations
 
+import calendar
 import logging
+from collections.abc import Iterable
 from datetime import date, timedelta
 from typing import Any
 
+from airflow.sdk import Asset, task
+
 log = logging.getLogger("adclick.dags")
+
+# Logical URIs (the lake root differs per machine; the table names do not).
+GOLD_DAILY = Asset(name="gold.ad_clicks_daily", uri="adclick://gold/ad_clicks_daily", group="adclick")
+GOLD_MONTHLY = Asset(name="gold.ad_clicks_monthly", uri="adclick://gold/ad_clicks_monthly", group="adclick")
 
 
 def on_failure(context: dict[str, Any]) -> None:
@@ -45,10 +58,79 @@ def the_day(data_interval_start: Any) -> date:
 
 def spark_submit(step: str, data_interval_start: Any) -> str:
     """The spark-submit command of a batch step for the run's day (master from settings)."""
+    return spark_submit_on(step, the_day(data_interval_start))
+
+
+def spark_submit_on(step: str, day: date) -> str:
+    """The spark-submit command of a batch step for ``day`` (master from settings)."""
     from adclick.settings import get_settings
     from batch_layer.submit import command
 
-    return command(get_settings(), step, the_day(data_interval_start))
+    return command(get_settings(), step, day)
+
+
+@task
+def register_tables() -> dict[str, Any]:
+    """Every lake table registered in Trino's catalog and the serving views (re)created."""
+    from adclick.settings import get_settings
+    from batch_layer.pipeline import register
+
+    return register(get_settings())
+
+
+def month_end(day: date) -> date:
+    return day.replace(day=calendar.monthrange(day.year, day.month)[1])
+
+
+def months_completed(before: date | None, after: date) -> list[date]:
+    """The months (as their first days) made final by the batch watermark moving from ``before``
+    to ``after``: those whose last day is in (``before``, ``after``]. ``before`` None (the first
+    advance) is the day before ``after``."""
+    if before is None:
+        before = after - timedelta(days=1)
+    months = []
+    end = month_end(before + timedelta(days=1))
+    while end <= after:
+        months.append(end.replace(day=1))
+        end = month_end(end + timedelta(days=1))
+    return months
+
+
+def event_days(extras: Iterable[dict[str, Any]]) -> list[date]:
+    """The days named by gold asset events' extras; an event without one (say, created by hand in
+    the Assets view with another extra) names none."""
+    days = []
+    for extra in extras:
+        value = (extra or {}).get("day")
+        if isinstance(value, str):
+            try:
+                days.append(date.fromisoformat(value))
+            except ValueError:
+                log.warning("adclick: ignoring a gold asset event with day %r", value)
+    return days
+
+
+def rollup_plan(days: Iterable[date], requested: str | None = None) -> tuple[list[date], str]:
+    """Which months ``monthly_rollup`` rolls up, and why (a line for the task log).
+
+    ``days``: the days of the gold asset events that triggered the run. Each is final (the
+    watermark is at or past it, and days up to it are final too), so every month whose last day
+    lies between the earliest and the latest is complete: a single event on a month's last day
+    gives that month, one on any other day gives none, events coalesced over a month end (the
+    rollup was busy while daily_batch caught up) give that month. ``requested`` (a day, from a
+    manual trigger's ``day`` param) rolls up that day's month, complete or not.
+    """
+    if requested:
+        month = date.fromisoformat(requested).replace(day=1)
+        return [month], f"requested by hand: {month:%Y-%m}"
+    days = sorted(days)
+    if not days:
+        return [], "no gold asset event with a day: nothing to roll up"
+    months = months_completed(days[0] - timedelta(days=1), days[-1])
+    span = days[0].isoformat() if len(days) == 1 else f"{days[0]} .. {days[-1]}"
+    if not months:
+        return [], f"gold is final up to {span}: no month ended there, nothing to roll up"
+    return months, f"gold is final up to {span}: {', '.join(f'{m:%Y-%m}' for m in months)} complete"
 
 
 def start_date() -> Any:

@@ -140,7 +140,7 @@ def reconcile(spark: SparkSession, settings: Settings, day: date, run_id: str) -
         raise ReconciliationDrift(
             f"{day}: speed counted {summary['speed_total']:,} clicks, gold {summary['gold_total']:,} "
             f"(drift {summary['drift']:.2%} > {settings.reconcile_max_drift:.2%}): "
-            f"{summary['missed']:,} missed ({summary['late']:,} late), "
+            f"{summary['missed']:,} missed ({summary['late_dropped']:,} dropped as late), "
             f"{summary['over_counted']:,} over-counted ({summary['duplicates']:,} duplicates), "
             f"{summary['fraud_reclassified']:,} fraud reclassified; see delta.ops.reconciliation"
         )
@@ -199,8 +199,12 @@ def dq_report(spark: SparkSession, settings: Settings, day: date, run_id: str) -
     return report
 
 
-def register(spark: SparkSession | None, settings: Settings, day: date, run_id: str) -> dict[str, Any]:
-    """Register every lake table in Trino and (re)create the serving views."""
+def register(settings: Settings) -> dict[str, Any]:
+    """Register every lake table in Trino and (re)create the serving views (no Spark, no day).
+
+    Returns ``{logical table name: "registered" | "present" | "absent"}`` plus ``"views"``: the
+    serving views now defined.
+    """
     from serving.registry import register_all
     from serving.views import apply_views
 

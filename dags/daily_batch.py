@@ -11,7 +11,9 @@ Recomputes one closed UTC day exactly from bronze, proves it, and publishes it.
 4. `gold`: hourly, daily, audience and experiment aggregates, checked against silver.
 5. `reconcile`: speed layer vs gold per ad -> `ops.reconciliation`; unexplained drift over
    `ADCLICK_RECONCILE_MAX_DRIFT` fails the run.
-6. `advance_watermark`: the batch watermark moves to the day (serving views then show it as final).
+6. `advance_watermark`: the batch watermark moves to the day (serving views then show it as final)
+   and, on success, an event on the asset `gold.ad_clicks_daily` (`adclick://gold/ad_clicks_daily`)
+   with extra `{"day": "<day>"}`: the day is final. `monthly_rollup` is scheduled on that asset.
 7. `register_tables`: tables and serving views registered in Trino.
 
 Spark steps run through `spark-submit` with `ADCLICK_SPARK_MASTER`. Catch-up is on
@@ -26,7 +28,15 @@ from __future__ import annotations
 from airflow.sdk import dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from batch_layer.dag_support import DEFAULT_ARGS, catchup, spark_submit, start_date
+from batch_layer.dag_support import (
+    DEFAULT_ARGS,
+    GOLD_DAILY,
+    catchup,
+    register_tables,
+    spark_submit,
+    start_date,
+    the_day,
+)
 
 
 @dag(
@@ -46,7 +56,6 @@ def daily_batch():
 
         from adclick.contract import now_utc
         from adclick.settings import get_settings
-        from batch_layer.dag_support import the_day
         from batch_layer.pipeline import bronze_complete as check
 
         done, why = check(get_settings(), the_day(data_interval_start), now_utc())
@@ -69,16 +78,12 @@ def daily_batch():
     def reconcile(data_interval_start=None) -> str:
         return spark_submit("reconcile", data_interval_start)
 
-    @task.bash
-    def advance_watermark(data_interval_start=None) -> str:
+    @task.bash(outlets=[GOLD_DAILY])
+    def advance_watermark(data_interval_start=None, outlet_events=None) -> str:
+        # Emitted only if the step succeeds: the day passed every gate and the watermark is at or
+        # past it (a rerun of an older day leaves it there), so every day up to it is final.
+        outlet_events[GOLD_DAILY].extra = {"day": the_day(data_interval_start).isoformat()}
         return spark_submit("watermark", data_interval_start)
-
-    @task
-    def register_tables() -> dict:
-        from adclick.settings import get_settings
-        from batch_layer.pipeline import register
-
-        return register(None, get_settings(), None, "")
 
     (
         bronze_complete()

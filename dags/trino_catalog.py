@@ -10,7 +10,9 @@ registered table is left alone, a table whose Delta log does not exist yet is re
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import dag, task
+from airflow.sdk import dag
+
+from batch_layer.dag_support import register_tables
 
 
 @dag(
@@ -22,13 +24,6 @@ from airflow.sdk import dag, task
     doc_md=__doc__,
 )
 def trino_catalog():
-    @task
-    def register_tables() -> dict:
-        from adclick.settings import get_settings
-        from batch_layer.pipeline import register
-
-        return register(None, get_settings(), None, "")
-
     register_tables()
 
 

@@ -211,7 +211,7 @@ def prepare(spark, stack: Settings) -> ServingData:
     batch = stack.model_copy(update=OPEN_GATES)
     for day in run:
         run_step(spark, batch, "day", day)
-    done = register(None, stack, d1, "")
+    done = register(stack)
     assert f"{stack.trino_catalog}.serving.ad_clicks_daily" in done["views"], done
     _wait(
         "Trino to see the marker clicks",

@@ -1,4 +1,5 @@
-"""DAG integrity: the DAG folder imports cleanly and every DAG follows the house rules."""
+"""DAG integrity: the DAG folder imports cleanly, every DAG follows the house rules, and the DAGs are
+wired by assets (daily_batch -> gold.ad_clicks_daily -> monthly_rollup)."""
 
 from __future__ import annotations
 
@@ -89,3 +90,135 @@ def test_spark_steps_go_through_spark_submit_with_the_configured_master(monkeypa
     cmd = command(settings, "silver", date(2026, 11, 3))
     assert "/bin/spark-submit --master spark://cluster.example:7077 " in cmd
     assert cmd.endswith("batch_layer/submit.py silver --date 2026-11-03")
+
+
+# --- asset wiring: daily_batch -> gold.ad_clicks_daily -> monthly_rollup ---------------------
+
+
+def test_advance_watermark_emits_the_gold_asset_with_the_day(dagbag, monkeypatch) -> None:
+    import pendulum
+    from airflow.sdk.execution_time.context import OutletEventAccessors
+
+    from batch_layer.dag_support import GOLD_DAILY
+
+    task = dagbag.dags["daily_batch"].get_task("advance_watermark")
+    assert task.outlets == [GOLD_DAILY]
+    assert GOLD_DAILY.uri == "adclick://gold/ad_clicks_daily"
+    commands = []
+    monkeypatch.setitem(
+        task.python_callable.__globals__, "spark_submit", lambda step, start: commands.append(step) or "true"
+    )
+    events = OutletEventAccessors()
+    task.python_callable(data_interval_start=pendulum.datetime(2026, 10, 31, tz="UTC"), outlet_events=events)
+    assert events[GOLD_DAILY].extra == {"day": "2026-10-31"}
+    assert commands == ["watermark"]
+    assert [t for t in dagbag.dags["daily_batch"].tasks if t.outlets] == [task]  # the only producer
+
+
+def test_monthly_rollup_is_scheduled_on_the_gold_asset(dagbag) -> None:
+    from airflow.sdk.definitions.timetables.assets import AssetTriggeredTimetable
+
+    from batch_layer.dag_support import GOLD_DAILY, GOLD_MONTHLY
+
+    dag = dagbag.dags["monthly_rollup"]
+    assert isinstance(dag.timetable, AssetTriggeredTimetable)  # no calendar: it waits for final days
+    assert list(dag.timetable.asset_condition.objects) == [GOLD_DAILY]
+    assert dag.catchup is False
+    assert dag.get_task("monthly").upstream_task_ids == {"plan"}
+    assert dag.get_task("monthly").outlets == [GOLD_MONTHLY]
+    assert "gold.ad_clicks_daily" in dag.doc_md and "calendar" in dag.doc_md
+
+
+def gold_events(*days: str):
+    """What Airflow hands a run triggered by daily_batch's gold events of ``days``."""
+    from datetime import UTC, datetime
+
+    from airflow.sdk.api.datamodels._generated import AssetReferenceAssetEventDagRun
+    from airflow.sdk.execution_time.comms import AssetEventDagRunReferenceResult
+    from airflow.sdk.execution_time.context import TriggeringAssetEventsAccessor
+
+    from batch_layer.dag_support import GOLD_DAILY
+
+    asset = AssetReferenceAssetEventDagRun(name=GOLD_DAILY.name, uri=GOLD_DAILY.uri, extra={})
+    return TriggeringAssetEventsAccessor.build(
+        AssetEventDagRunReferenceResult(
+            asset=asset,
+            extra={"day": day},
+            source_task_id="advance_watermark",
+            source_dag_id="daily_batch",
+            source_run_id=f"scheduled__{day}",
+            source_map_index=-1,
+            source_aliases=[],
+            timestamp=datetime(2026, 12, 1, tzinfo=UTC),
+        )
+        for day in days
+    )
+
+
+@pytest.mark.parametrize(
+    ("days", "params", "months"),
+    [
+        (("2026-10-31",), {}, ["2026-10-01"]),
+        (("2026-11-05",), {}, []),
+        (("2026-10-30", "2026-10-31", "2026-11-01"), {}, ["2026-10-01"]),  # events coalesced
+        ((), {"day": "2026-09-14"}, ["2026-09-01"]),  # triggered by hand
+        ((), {"day": None}, []),
+    ],
+)
+def test_monthly_rollup_plans_the_months_its_events_completed(dagbag, days, params, months) -> None:
+    plan = dagbag.dags["monthly_rollup"].get_task("plan").python_callable
+    assert plan(triggering_asset_events=gold_events(*days), params=params) == months
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "months"),
+    [
+        ("2026-10-30", "2026-10-31", ["2026-10-01"]),  # the month's last day
+        ("2026-11-04", "2026-11-05", []),  # any other day
+        ("2026-10-31", "2026-11-01", []),  # the day after: October was already complete
+        ("2026-10-29", "2026-11-02", ["2026-10-01"]),  # a jump over a month end
+        ("2026-10-15", "2026-12-31", ["2026-10-01", "2026-11-01", "2026-12-01"]),
+        ("2026-12-30", "2027-01-02", ["2026-12-01"]),  # over a year end
+        ("2028-02-27", "2028-02-28", []),  # a leap year: February has a 29th
+        ("2027-02-27", "2027-02-28", ["2027-02-01"]),
+        ("2026-10-31", "2026-10-31", []),  # the watermark did not move
+        (None, "2026-10-31", ["2026-10-01"]),  # its first advance
+        (None, "2026-10-30", []),
+    ],
+)
+def test_which_months_a_watermark_move_completes(before, after, months) -> None:
+    from datetime import date
+
+    from batch_layer.dag_support import months_completed
+
+    got = months_completed(before and date.fromisoformat(before), date.fromisoformat(after))
+    assert [m.isoformat() for m in got] == months
+
+
+def test_rollup_plan_says_why() -> None:
+    from datetime import date
+
+    from batch_layer.dag_support import event_days, rollup_plan
+
+    assert rollup_plan([date(2026, 11, 5)]) == (
+        [],
+        "gold is final up to 2026-11-05: no month ended there, nothing to roll up",
+    )
+    months, why = rollup_plan([date(2026, 11, 1), date(2026, 10, 31)])
+    assert months == [date(2026, 10, 1)] and why.endswith("2026-10-31 .. 2026-11-01: 2026-10 complete")
+    assert rollup_plan([]) == ([], "no gold asset event with a day: nothing to roll up")
+    # an event made by hand in the Assets view may carry any extra: only a valid day counts
+    assert event_days([{"day": "2026-10-31"}, {}, {"note": "x"}, {"day": "soon"}, None]) == [
+        date(2026, 10, 31)
+    ]
+
+
+def test_register_tables_is_one_task_with_a_real_signature(dagbag) -> None:
+    import inspect
+
+    from batch_layer.pipeline import register
+
+    assert list(inspect.signature(register).parameters) == ["settings"]
+    for dag_id in ("daily_batch", "trino_catalog"):
+        task = dagbag.dags[dag_id].get_task("register_tables")
+        assert task.python_callable.__module__ == "batch_layer.dag_support", dag_id
