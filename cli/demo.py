@@ -51,7 +51,8 @@ REPORT = [
     ),
     (
         "Speed layer vs batch layer (reconciliation of the batch day)",
-        "SELECT day, speed_total, gold_total, missed, late, over_counted, fraud_reclassified, "
+        "SELECT day, speed_total, gold_total, missed, late_dropped, late_counted, over_counted, "
+        "fraud_reclassified, "
         "round(100 * total_drift, 2) AS total_drift_pct, round(100 * drift, 2) AS unexplained_pct, passed "
         "FROM delta.ops.reconciliation_summary ORDER BY checked_at DESC LIMIT 3",
     ),

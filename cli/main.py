@@ -97,7 +97,7 @@ def _batch(args: argparse.Namespace) -> int:
         spark.stop()
     if args.job == "day" and not args.no_register:
         try:
-            print(f"batch: registered in Trino: {register(None, settings, days[-1], '')}", file=sys.stderr)
+            print(f"batch: registered in Trino: {register(settings)}", file=sys.stderr)
         except Exception as exc:  # Trino not running: the lake is written, registration can wait
             print(
                 f"warning: could not register the tables in Trino ({exc}); `make up` then rerun",
