@@ -185,7 +185,7 @@ def build(spark, private: Settings, schema: str, last_day: date) -> dict[str, An
 
 
 def _day_range(last_day: date, days: int, granularity: str = "day"):
-    from query_api.queries import Range
+    from query_api.timerange import Range
 
     end = datetime(last_day.year, last_day.month, last_day.day, tzinfo=UTC) + timedelta(days=1)
     return Range(end - timedelta(days=days), end, granularity)

@@ -1,4 +1,4 @@
-"""SQL for the query API: parameter parsing, whitelists and the statements over ``serving`` views.
+"""SQL for the query API: the whitelists and the statements over the ``serving`` views.
 
 Reads nothing itself: each builder returns a :class:`Query` (SQL text with ``?`` placeholders, the
 trino client's qmark style, and the values to bind). Every value a caller sends is bound as a
@@ -6,9 +6,9 @@ parameter; identifiers (view, dimension and metric names, time grains) come only
 whitelists below, so no caller text ever becomes SQL text. Bad input raises
 :class:`BadParameter` naming the parameter.
 
-Time ranges: ``from``/``to`` are ISO 8601 / RFC 3339 (no zone = UTC), ``now``, or relative to now
-(``-15m``, ``-2h``, ``-7d``, ``-1w``). A bucket (minute, hour, day) is served when it overlaps
-[from, to): ``from`` is floored and ``to`` ceiled to the grain, and the aligned bounds are echoed.
+Parsing of request values is in :mod:`query_api.parsing` and time ranges in
+:mod:`query_api.timerange`; their public names are re-exported here, so ``queries.Range``,
+``queries.BadParameter``, ``queries.time_range`` and the like keep working.
 """
 
 from __future__ import annotations
@@ -16,23 +16,68 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal, NamedTuple
+from datetime import datetime
+from typing import Any, NamedTuple
 
-from adclick.times import parse_time
+from query_api.parsing import (
+    MAX_FILTER_VALUES,
+    MAX_VALUE_CHARS,
+    BadParameter,
+    check_value,
+    parse_filters,
+    parse_names,
+    parse_values,
+)
+from query_api.timerange import (
+    GRAIN,
+    MAX_BUCKETS,
+    Granularity,
+    Range,
+    ceil_to,
+    floor_to,
+    parse_when,
+    time_range,
+)
 
-Granularity = Literal["minute", "hour", "day"]
-GRAIN: dict[str, timedelta] = {
-    "minute": timedelta(minutes=1),
-    "hour": timedelta(hours=1),
-    "day": timedelta(days=1),
-}
-# The most buckets one request may ask for: a week of minutes, a quarter of hours, three years of days.
-MAX_BUCKETS = {"minute": 7 * 24 * 60, "hour": 92 * 24, "day": 3 * 366}
-MAX_VALUE_CHARS = 128
-MAX_FILTER_VALUES = 100
-_RELATIVE = re.compile(r"^-(\d{1,7})([smhdw])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+__all__ = [
+    "ADDITIVE_METRICS",
+    "AUDIENCE_DIMENSIONS",
+    "AUDIENCE_FILTERS",
+    "CLICK_DIMENSIONS",
+    "CLICK_FILTERS",
+    "DEMOGRAPHIC",
+    "GRAIN",
+    "K_USERS_COLUMN",
+    "LIVE_FILTERS",
+    "MAX_BUCKETS",
+    "MAX_FILTER_VALUES",
+    "MAX_VALUE_CHARS",
+    "METRICS",
+    "SERIES_FILTERS",
+    "TOP_FILTERS",
+    "BadParameter",
+    "Granularity",
+    "Query",
+    "Range",
+    "ReportPlan",
+    "Views",
+    "ad_clicks_query",
+    "ceil_to",
+    "check_value",
+    "experiment_query",
+    "floor_to",
+    "funnel_query",
+    "live_query",
+    "parse_filters",
+    "parse_names",
+    "parse_values",
+    "parse_when",
+    "report_query",
+    "time_range",
+    "top_ads_query",
+    "trend_query",
+    "watermark_query",
+]
 
 # Dimensions a report may group by, per source view.
 CLICK_DIMENSIONS = ("day", "ad_id", "campaign_id", "advertiser_id", "country", "region", "device_type")
@@ -43,6 +88,9 @@ CLICK_FILTERS = ("ad_id", "campaign_id", "advertiser_id", "country", "region", "
 AUDIENCE_FILTERS = ("ad_id", "campaign_id", "advertiser_id", "region", "age_group", "segment")
 # Filters of the minute/hour/day series endpoints (the speed rows have no advertiser or region).
 SERIES_FILTERS = ("campaign_id", "country", "device_type")
+# Filters of the top-ads ranking and of the live minutes.
+TOP_FILTERS = ("country", "device_type")
+LIVE_FILTERS = ("ad_id", "country", "device_type")
 
 # Metric name -> aggregate over a view's rows. Ratios are recomputed from the summed counts.
 METRICS: dict[str, str] = {
@@ -65,15 +113,6 @@ ADDITIVE_METRICS = frozenset(
     {"impressions", "clicks", "fraud_clicks", "conversions", "cost_micros", "revenue_micros"}
 )
 K_USERS_COLUMN = "k_min_users"  # hidden column of demographic reports, checked against k
-
-
-class BadParameter(ValueError):
-    """A request parameter the API refuses (HTTP 400 naming ``parameter``)."""
-
-    def __init__(self, parameter: str, reason: str) -> None:
-        super().__init__(f"{parameter}: {reason}")
-        self.parameter = parameter
-        self.reason = reason
 
 
 class Query(NamedTuple):
@@ -109,151 +148,6 @@ _VIEWS = frozenset(
     }
 )
 _SERIES_VIEW = {"minute": "ad_clicks_minute", "hour": "ad_clicks_hourly", "day": "ad_clicks_daily"}
-
-
-# --- parameters -----------------------------------------------------------------------------------
-
-
-def parse_when(parameter: str, text: str, now: datetime) -> datetime:
-    """``now``, ``-<n><s|m|h|d|w>`` before now, or an ISO 8601 time (no zone = UTC); aware UTC."""
-    value = text.strip()
-    match = _RELATIVE.match(value)
-    if match:
-        return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-    try:
-        return parse_time(value, now)
-    except Exception:
-        raise BadParameter(
-            parameter, "not a time (ISO 8601 such as 2026-01-02T03:04:05Z, 'now', or relative such as -15m)"
-        ) from None
-
-
-def floor_to(moment: datetime, granularity: str) -> datetime:
-    moment = moment.astimezone(UTC)
-    if granularity == "minute":
-        return moment.replace(second=0, microsecond=0)
-    if granularity == "hour":
-        return moment.replace(minute=0, second=0, microsecond=0)
-    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-def ceil_to(moment: datetime, granularity: str) -> datetime:
-    floored = floor_to(moment, granularity)
-    return floored if floored == moment else floored + GRAIN[granularity]
-
-
-@dataclass(frozen=True)
-class Range:
-    """[start, end) aligned to ``granularity`` (``start``/``end`` are bucket starts, end exclusive)."""
-
-    start: datetime
-    end: datetime
-    granularity: str
-
-    @property
-    def buckets(self) -> int:
-        return int((self.end - self.start) / GRAIN[self.granularity])
-
-    @property
-    def first_day(self) -> date:
-        return self.start.date()
-
-    @property
-    def last_day(self) -> date:
-        """The day of the last instant in the range (inclusive)."""
-        return (self.end - timedelta(microseconds=1)).date()
-
-    @property
-    def end_day(self) -> date:
-        """The first day after the range (exclusive bound for day grains)."""
-        return (
-            self.end.date() if self.end == floor_to(self.end, "day") else self.end.date() + timedelta(days=1)
-        )
-
-    def previous(self) -> Range:
-        """The period of the same length just before this one."""
-        return Range(self.start - (self.end - self.start), self.start, self.granularity)
-
-    def bucket_starts(self) -> list[datetime]:
-        step = GRAIN[self.granularity]
-        return [self.start + i * step for i in range(self.buckets)]
-
-
-def time_range(
-    granularity: str,
-    now: datetime,
-    *,
-    start: str | None,
-    end: str | None,
-    default: timedelta,
-    minutes: int | None = None,
-) -> Range:
-    """The aligned range of a request; ``minutes`` (if given) means from = to - minutes."""
-    if granularity not in GRAIN:
-        raise BadParameter("granularity", f"must be one of {', '.join(GRAIN)}")
-    to = parse_when("to", end, now) if end is not None else now
-    if minutes is not None:
-        if start is not None:
-            raise BadParameter("minutes", "give either from or minutes, not both")
-        if minutes < 1:
-            raise BadParameter("minutes", "must be at least 1")
-        begin = to - timedelta(minutes=minutes)
-    else:
-        begin = parse_when("from", start, now) if start is not None else to - default
-    if begin >= to:
-        raise BadParameter("from", "must be before to")
-    aligned = Range(floor_to(begin, granularity), ceil_to(to, granularity), granularity)
-    if aligned.buckets > MAX_BUCKETS[granularity]:
-        raise BadParameter(
-            "from", f"range too long: at most {MAX_BUCKETS[granularity]} {granularity} buckets per request"
-        )
-    return aligned
-
-
-def parse_names(parameter: str, text: str | None, allowed: Sequence[str], *, default: str) -> list[str]:
-    """A comma-separated list of names, each one of ``allowed``; no repeats, at least one."""
-    raw = default if text is None else text
-    names = [n.strip() for n in raw.split(",")]
-    if not names or any(not n for n in names):
-        raise BadParameter(parameter, "an empty name in the list")
-    for name in names:
-        if name not in allowed:
-            shown = name if len(name) <= 40 else name[:40] + "..."
-            raise BadParameter(parameter, f"unknown name {shown!r}; allowed: {', '.join(allowed)}")
-    if len(set(names)) != len(names):
-        raise BadParameter(parameter, "a name is repeated")
-    return names
-
-
-def parse_values(parameter: str, text: str) -> list[str]:
-    """A filter's values: one value, or several separated by commas (matched with IN)."""
-    values = [v.strip() for v in text.split(",")]
-    if any(not v for v in values):
-        raise BadParameter(parameter, "an empty value")
-    if len(values) > MAX_FILTER_VALUES:
-        raise BadParameter(parameter, f"at most {MAX_FILTER_VALUES} values")
-    if any(len(v) > MAX_VALUE_CHARS for v in values):
-        raise BadParameter(parameter, f"a value longer than {MAX_VALUE_CHARS} characters")
-    return values
-
-
-def check_value(parameter: str, value: str) -> str:
-    """A single id (path parameter): non-empty, at most MAX_VALUE_CHARS."""
-    if not value or len(value) > MAX_VALUE_CHARS:
-        raise BadParameter(parameter, f"must be 1 to {MAX_VALUE_CHARS} characters")
-    return value
-
-
-def parse_filters(given: Mapping[str, str | None], allowed: Sequence[str]) -> dict[str, list[str]]:
-    """The filters that were given (name -> values); a filter not in ``allowed`` is refused."""
-    filters: dict[str, list[str]] = {}
-    for name, text in given.items():
-        if text is None:
-            continue
-        if name not in allowed:
-            raise BadParameter(name, f"not a filter here; allowed: {', '.join(allowed)}")
-        filters[name] = parse_values(name, text)
-    return filters
 
 
 def _where_filters(filters: Mapping[str, list[str]], allowed: Sequence[str]) -> tuple[str, list[Any]]:
@@ -306,7 +200,7 @@ def ad_clicks_query(views: Views, ad_id: str, rng: Range, filters: Mapping[str, 
 def top_ads_query(views: Views, rng: Range, n: int, filters: Mapping[str, list[str]]) -> Query:
     """Ads ranked by non-fraud clicks over ``rng`` (SQL RANK: ties share a rank; every rank <= n kept)."""
     time_sql, time_params = _time_where(rng)
-    filter_sql, filter_params = _where_filters(filters, ("country", "device_type"))
+    filter_sql, filter_params = _where_filters(filters, TOP_FILTERS)
     sql = (
         "SELECT rank, ad_id, clicks FROM ("  # noqa: S608
         "SELECT ad_id, clicks, rank() OVER (ORDER BY clicks DESC) AS rank FROM ("
@@ -411,7 +305,7 @@ def experiment_query(views: Views, experiment_id: str, rng: Range) -> Query:
 
 def live_query(views: Views, since: datetime, filters: Mapping[str, list[str]]) -> Query:
     """Clicks per minute from ``since`` (a minute start) on, the newest (still filling) minute included."""
-    filter_sql, filter_params = _where_filters(filters, ("ad_id", "country", "device_type"))
+    filter_sql, filter_params = _where_filters(filters, LIVE_FILTERS)
     sql = (
         "SELECT window_start, sum(impressions) AS impressions, sum(clicks) AS clicks, "  # noqa: S608
         f"sum(fraud_clicks) AS fraud_clicks, bool_and(is_final) AS is_final FROM {views('ad_clicks_minute')} "

@@ -1,8 +1,11 @@
-"""Unit tier fixtures. ``spark`` is a local session with the Delta extension (no services)."""
+"""Unit tier fixtures. ``spark`` is a local session with the Delta extension (no services);
+``fake``, ``mono`` and ``client`` are the query API's fake executor, cache clock and test client
+(:mod:`query_api_fakes`, shared by the ``test_query_api_*`` modules)."""
 
 from __future__ import annotations
 
 import pytest
+from query_api_fakes import client, fake, mono  # noqa: F401 (fixtures, found by pytest here)
 
 
 @pytest.fixture(scope="session")
