@@ -8,8 +8,8 @@ acknowledged by Kafka (``acks=all``) or fsynced to the spool.
 
 This module only assembles the app: the core that every request goes through is
 :mod:`ingestion.ingestor`, the endpoints are :mod:`ingestion.routes`, request reading is
-:mod:`ingestion.request_parsing`, the answers :mod:`ingestion.responses` and the OpenAPI
-documentation :mod:`ingestion.schemas`.
+:mod:`ingestion.request_parsing`, the answers :mod:`ingestion.responses`, the OpenAPI
+documentation :mod:`ingestion.schemas` and the Prometheus metrics :mod:`ingestion.metrics`.
 
 The hot path avoids pydantic in the request signature: the raw body is read with size caps
 (:mod:`ingestion.limits`), parsed with orjson, validated with
@@ -27,6 +27,7 @@ from fastapi import FastAPI
 
 from adclick.settings import Settings
 from ingestion.ingestor import Ingestor
+from ingestion.metrics import install as install_metrics
 from ingestion.producer import EventSink
 from ingestion.routes import build_router
 from ingestion.schemas import openapi_schema
@@ -40,7 +41,8 @@ def create_app(
     """The ingestion API. ``producer`` defaults to :class:`ingestion.producer.KafkaSink`;
     ``clock`` (epoch seconds) to ``time.time``. Raises
     :class:`adclick.privacy.MissingHashKeyError` outside local/test without ``ADCLICK_HASH_KEY``.
-    The spool drainer thread runs during the app's lifespan; ``app.state.ingestor`` holds the core.
+    The spool drainer thread runs during the app's lifespan; ``app.state.ingestor`` holds the core,
+    ``app.state.metrics`` the Prometheus registry served at ``/metrics`` (:mod:`ingestion.metrics`).
     """
     ingestor = Ingestor(settings, producer, clock or time.time)
 
@@ -66,4 +68,5 @@ def create_app(
     app.state.ingestor = ingestor
     app.openapi = lambda: openapi_schema(app)  # type: ignore[method-assign]
     app.include_router(build_router(ingestor))
+    install_metrics(app, ingestor)
     return app

@@ -242,6 +242,7 @@ class Ingestor:
             batch_ids.add(event.event_id)
             fresh.append(event)
         if not fresh:
+            self.stats["duplicates"] += duplicates  # a request of duplicates only counts them too
             return 0, duplicates, True
         durable = await self.deliver(self.records(fresh))
         for event, ok in zip(fresh, durable, strict=True):

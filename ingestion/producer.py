@@ -45,6 +45,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
+from contextvars import ContextVar
 from functools import partial
 from typing import Any, Protocol
 
@@ -57,6 +58,14 @@ Record = tuple[bytes, bytes]
 
 SendResult = BaseException | None
 """Per record: ``None`` when the broker acknowledged it, else why it was not."""
+
+DELIVERY_OBSERVER: ContextVar[Callable[[float, bool], None] | None] = ContextVar(
+    "adclick_delivery_observer", default=None
+)
+"""Told after each :func:`deliver`: its seconds, and whether every record was acknowledged.
+
+Set per request by :mod:`ingestion.metrics` (a context variable follows the request into this
+call, so each app's deliveries reach that app's metrics and no caller has to pass it along)."""
 
 
 class EventSink(Protocol):
@@ -299,14 +308,20 @@ async def deliver(
     """Send ``records`` and await every acknowledgement (up to ``timeout`` seconds in all).
 
     A sink with ``submit`` (the Kafka sink) is awaited on the event loop; any other sink's
-    blocking ``send_many`` runs in ``executor``.
+    blocking ``send_many`` runs in ``executor``. The time it took goes to :data:`DELIVERY_OBSERVER`.
     """
     loop = asyncio.get_running_loop()
+    started = time.perf_counter()
     submit = getattr(sink, "submit", None)
     if submit is None:
-        return await loop.run_in_executor(executor, sink.send_many, records, timeout)
-    handles = await loop.run_in_executor(executor, submit, records)
-    acks = _Acks(loop, handles)
-    with contextlib.suppress(TimeoutError):  # unacknowledged records are reported, not raised
-        await asyncio.wait_for(asyncio.shield(acks.done), timeout)
-    return acks.snapshot(timeout)
+        results = await loop.run_in_executor(executor, sink.send_many, records, timeout)
+    else:
+        handles = await loop.run_in_executor(executor, submit, records)
+        acks = _Acks(loop, handles)
+        with contextlib.suppress(TimeoutError):  # unacknowledged records are reported, not raised
+            await asyncio.wait_for(asyncio.shield(acks.done), timeout)
+        results = acks.snapshot(timeout)
+    observe = DELIVERY_OBSERVER.get()
+    if observe is not None:
+        observe(time.perf_counter() - started, all(r is None for r in results))
+    return results

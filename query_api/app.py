@@ -6,10 +6,11 @@ Trino's analyst user; writes nothing. Rows are the views' lambda merge: ``is_fin
 up to the batch watermark (exact, gold), false after it (the speed layer's running counts).
 
 :func:`create_app` builds the shared :class:`query_api.context.Context`, installs the error
-handlers (:mod:`query_api.errors`) and includes the routes (:mod:`query_api.routes`, one module per
-resource). Each endpoint takes its query parameters as one model (:mod:`query_api.params`, unknown
-names refused), runs one statement (:mod:`query_api.queries`: values bound as parameters) through
-the :class:`query_api.cache.QueryCache` (the ``X-Cache: hit|miss`` header says which) in a worker
+handlers (:mod:`query_api.errors`), includes the routes (:mod:`query_api.routes`, one module per
+resource) and the Prometheus metrics (:mod:`query_api.metrics`). Each endpoint takes its query
+parameters as one model (:mod:`query_api.params`, unknown names refused), runs one statement
+(:mod:`query_api.queries`: values bound as parameters) through the
+:class:`query_api.cache.QueryCache` (the ``X-Cache: hit|miss`` header says which) in a worker
 thread, and shapes the answer (:mod:`query_api.formats`). Errors: 400 ``{"error", "parameter",
 "reason"}`` for a bad parameter, 503 when Trino or a view is not there (yet), 500 when Trino fails
 the statement. An unknown ad or experiment is an empty answer, not 404.
@@ -27,6 +28,7 @@ from datetime import UTC, datetime
 from importlib import resources
 
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 
 from adclick.settings import Settings
 from query_api import queries as q
@@ -34,6 +36,8 @@ from query_api.cache import QueryCache
 from query_api.context import Context
 from query_api.errors import install_error_handlers
 from query_api.executor import Executor, Result, TrinoExecutor
+from query_api.metrics import QueryMetrics
+from query_api.metrics import install as install_metrics
 from query_api.params import TIME_DOC
 from query_api.routes import ROUTERS
 
@@ -50,16 +54,19 @@ def create_app(
     (aware UTC now) to the wall clock; ``monotonic`` (the cache's clock) to ``time.monotonic``.
     ``live_interval``: seconds between two looks at the latest minutes (WebSocket, and the cache
     lifetime of per-minute results). ``app.state.cache`` holds the result cache,
-    ``app.state.executor`` the executor, ``app.state.settings`` the settings and
-    ``app.state.context`` all that the routes share.
+    ``app.state.executor`` the executor, ``app.state.settings`` the settings,
+    ``app.state.context`` all that the routes share (its executor times each statement) and
+    ``app.state.metrics`` the Prometheus registry served at ``/metrics`` (:mod:`query_api.metrics`).
     """
     executor = executor if executor is not None else TrinoExecutor(settings)
+    metrics = QueryMetrics(CollectorRegistry())
+    timed = metrics.timed(executor)  # what the routes and the cache run statements through
     cache: QueryCache[Result] = QueryCache(
-        settings.query_cache_ttl_seconds, executor.watermark, clock=monotonic or time.monotonic
+        settings.query_cache_ttl_seconds, timed.watermark, clock=monotonic or time.monotonic
     )
     context = Context(
         settings=settings,
-        executor=executor,
+        executor=timed,
         cache=cache,
         views=q.Views(settings.trino_catalog),
         now=clock or (lambda: datetime.now(tz=UTC)),
@@ -82,4 +89,5 @@ def create_app(
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    install_metrics(app, metrics, cache)
     return app

@@ -8,7 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ingestion.producer import deliver
+from ingestion.producer import DELIVERY_OBSERVER, deliver
 
 
 class CallbackFuture:
@@ -121,3 +121,24 @@ def test_a_sink_without_submit_runs_blocking_in_the_executor() -> None:
 
     results, _ = _run(Blocking(), 4, timeout=1.0)
     assert results == [None] * 4
+
+
+def test_the_delivery_observer_hears_each_wait_and_whether_all_were_acked() -> None:
+    told: list[tuple[float, bool]] = []
+    executor = ThreadPoolExecutor(2, thread_name_prefix="io")
+
+    async def send(plan: list[str], settle_after: float) -> None:
+        sink = SubmitSink(plan)
+        sink.settle_later(settle_after)
+        await deliver(sink, [(b"k", b"v")] * len(plan), 5.0, executor)
+
+    async def main() -> None:
+        await send(["acked"], 0.05)  # no observer set: nobody is told
+        DELIVERY_OBSERVER.set(lambda seconds, ok: told.append((seconds, ok)))
+        await send(["acked"] * 3, 0.2)
+        await send(["acked", "failed"], 0.05)
+
+    asyncio.run(main())
+    executor.shutdown()
+    assert [ok for _, ok in told] == [True, False]
+    assert 0.15 <= told[0][0] < 5.0  # it waited for the acks (settled about 0.2 s later)
