@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     stream_starting_offsets: Literal["earliest", "latest"] = "earliest"
     speed_watermark: str = Field(default="10 minutes", description="Event-time watermark of the speed layer.")
     speed_top_n: int = 100
+    stream_metrics_port: int = Field(
+        default=9101,
+        ge=0,
+        le=65535,
+        description="Port of the stream app's Prometheus /metrics (on bind_host); 0: not served.",
+    )
 
     # Lake
     lake_root: str = ""

@@ -1,7 +1,10 @@
 """``adclick stream``: the stream application (bronze landing now; the speed layer joins it).
 
-Each query has its own checkpoint directory under ``var/checkpoints``. SIGTERM/SIGINT stop the
-queries cleanly; a SIGKILL is safe too (the checkpoint and Delta's idempotent writes recover).
+Each query has its own checkpoint directory under ``var/checkpoints``. Each query's latest
+progress goes to the heartbeat (:mod:`adclick.stream_status`), ``ops.stream_progress``
+(:mod:`speed_layer.progress_sink`) and the Prometheus metrics (:mod:`speed_layer.metrics`, served
+on ``settings.stream_metrics_port``). SIGTERM/SIGINT stop the queries cleanly; a SIGKILL is safe
+too (the checkpoint and Delta's idempotent writes recover).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from adclick import stream_status as heartbeat
 from adclick.dims import DimsCache
 from adclick.errors import AdclickError
 from adclick.settings import Settings
+from speed_layer import metrics as stream_metrics
 from speed_layer import progress_sink
 from speed_layer.bronze_sink import ensure_tables, land_batch
 from speed_layer.source import kafka_events
@@ -56,9 +60,11 @@ def _watch(
     running: list[StreamingQuery],
     stop: threading.Event,
     log: Callable[[str], None],
+    *,
+    metrics: stream_metrics.StreamCollector | None = None,
 ) -> None:
-    """Wait for the queries, logging each new micro-batch, keeping the heartbeat fresh and
-    appending the batches' progress to ``ops.stream_progress``."""
+    """Wait for the queries, logging each new micro-batch, keeping the heartbeat (and ``metrics``)
+    fresh and appending the batches' progress to ``ops.stream_progress``."""
     last_batch: dict[str, int] = {}
     late: dict[str, int] = {}  # events behind the watermark, dropped by the speed layer (bronze keeps them)
     pending: list[tuple] = []
@@ -89,6 +95,8 @@ def _watch(
                 "late_rows_dropped": late.get(q.name, 0),
                 "end_offsets": [src.get("endOffset") for src in p.get("sources", [])],
             }
+            if metrics is not None:
+                metrics.update(q.name, active=q.isActive, progress=p, dropped_total=late.get(q.name, 0))
         heartbeat.write(settings, beat)
         if pending and (not active or time.monotonic() - flushed_at >= progress_sink.FLUSH_SECONDS):
             try:
@@ -182,9 +190,14 @@ def _run_locked(
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous[sig] = signal.signal(sig, lambda *_: stop.set())
+    topic_ends = stream_metrics.TopicEnds(settings, settings.topic_events)
+    metrics = stream_metrics.StreamCollector(settings.topic_events, topic_ends)
+    stop_metrics = stream_metrics.serve(settings, metrics, log)
     try:
-        _watch(spark, settings, running, stop, log)
+        _watch(spark, settings, running, stop, log, metrics=metrics)
     finally:
+        stop_metrics()
+        topic_ends.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     for q in running:
