@@ -67,10 +67,9 @@ def stream_service(s: Settings) -> Service:
         # Below the APIs in CPU priority (nice execs the app: supervisord still signals its PID).
         command=[*(["nice", "-n", str(s.spark_nice)] if s.spark_nice else []), _adclick_bin(), "stream"],
         env=app_env(s),
-        port=0,
-        url="http://127.0.0.1:4040 (when ADCLICK_SPARK_UI=true)"
-        if not s.spark_ui
-        else f"http://{s.bind_host}:4040",
+        port=s.stream_metrics_port,  # its Prometheus endpoint (0: off); the Spark UI is on 4040 when enabled
+        url=f"http://{s.bind_host}:{s.stream_metrics_port}/metrics" if s.stream_metrics_port else "",
+        note=f"Spark UI http://{s.bind_host}:4040" if s.spark_ui else "Spark UI off (ADCLICK_SPARK_UI=true)",
         health=lambda: stream_healthy(s),
         start_timeout=180,
         stop_wait=60,
