@@ -83,6 +83,11 @@ class Settings(BaseSettings):
         default=0.02, description="Speed vs gold click drift (share of gold clicks) above which a day fails."
     )
     fraud_model_threshold: float = Field(default=0.5, description="Model score from which a click is fraud.")
+    fraud_model_version: str = Field(
+        default="pinned",
+        pattern=r"^(pinned|latest|fm-\d{14}-[0-9a-f]{8})$",
+        description="Fraud model of silver: pinned (a rerun keeps the day's model), latest, or a version.",
+    )
     dq_row_count_tolerance: float = Field(
         default=0.9, description="A day's rows may differ from the previous days' mean by this share."
     )

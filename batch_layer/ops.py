@@ -6,6 +6,7 @@
   latest ``day``, and it only ever moves forward one day at a time.
 
 Every append uses an explicit schema, so the first write (or an empty one) creates a well-typed table.
+The reads and writes go through :mod:`batch_layer.lake`.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from typing import Any
 
 import pyspark.sql.functions as F
 import pyspark.sql.types as T
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Row, SparkSession
 
-from adclick.catalog import table
 from adclick.errors import AdclickError
 from adclick.settings import Settings
+from batch_layer import lake
 
 DAILY_PIPELINE = "daily_batch"
 JOB_RUNS = T.StructType(
@@ -57,40 +58,30 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def table_version(spark: SparkSession, path: str) -> int | None:
-    """The latest version of the Delta table at ``path``, or None when there is no table."""
-    from delta.tables import DeltaTable
-
-    if not DeltaTable.isDeltaTable(spark, path):
-        return None
-    return int(DeltaTable.forPath(spark, path).history(1).first()["version"])
-
-
-def append_rows(
-    spark: SparkSession, settings: Settings, name: str, rows: list[Mapping[str, Any]], schema: T.StructType
-) -> None:
-    """Append ``rows`` (dicts; a missing key is null) to the table ``name`` with ``schema``."""
-    data = [tuple(row.get(f.name) for f in schema.fields) for row in rows]
-    frame = spark.createDataFrame(data, schema)
-    t = table(name)
-    frame.write.format("delta").mode("append").partitionBy(*t.partition_by).save(t.path(settings))
-
-
 def record_run(spark: SparkSession, settings: Settings, row: Mapping[str, Any]) -> None:
     """Append one ``ops.job_runs`` row (keys as in :data:`JOB_RUNS`; missing ones are null)."""
-    append_rows(spark, settings, "ops.job_runs", [row], JOB_RUNS)
+    lake.append_rows(spark, settings, "ops.job_runs", [row], JOB_RUNS)
 
 
-def _read(spark: SparkSession, settings: Settings, name: str) -> DataFrame | None:
-    path = table(name).path(settings)
-    if table_version(spark, path) is None:
+def last_run(spark: SparkSession, settings: Settings, job: str, day: date) -> Row | None:
+    """The latest succeeded ``ops.job_runs`` row of ``job`` for ``day``, or None when it never
+    succeeded. Latest by ``finished_at``, then by the version of its first output (a later write
+    of a table has a higher version, also when two runs share a clock reading)."""
+    runs = lake.read_if_exists(spark, settings, "ops.job_runs")
+    if runs is None:
         return None
-    return spark.read.format("delta").load(path)
+    first_output = F.try_element_at(F.col("outputs"), F.lit(1))
+    output_version = F.regexp_extract(first_output, r"@(\d+)$", 1).try_cast("long")
+    return (
+        runs.where((F.col("job") == job) & (F.col("day") == F.lit(day)) & (F.col("status") == "succeeded"))
+        .orderBy(F.col("finished_at").desc_nulls_last(), output_version.desc_nulls_last())
+        .first()
+    )
 
 
 def batch_watermark(spark: SparkSession, settings: Settings, pipeline: str = DAILY_PIPELINE) -> date | None:
     """The latest day that passed every gate of ``pipeline``, or None before the first advance."""
-    marks = _read(spark, settings, "ops.batch_watermark")
+    marks = lake.read_if_exists(spark, settings, "ops.batch_watermark")
     if marks is None:
         return None
     return marks.where(F.col("pipeline") == pipeline).agg(F.max("day")).first()[0]
@@ -121,4 +112,4 @@ def advance_watermark(
                 f"run {current + timedelta(days=1)} first"
             )
     row = {"pipeline": pipeline, "day": day, "advanced_at": clock(), "run_id": run_id}
-    append_rows(spark, settings, "ops.batch_watermark", [row], BATCH_WATERMARK)
+    lake.append_rows(spark, settings, "ops.batch_watermark", [row], BATCH_WATERMARK)

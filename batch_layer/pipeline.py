@@ -2,8 +2,12 @@
 
 Each step takes the day it works on from its caller (the DAG's data interval, or ``--date``) and
 composes the jobs of :mod:`batch_layer.jobs`, :mod:`batch_layer.reconcile`,
-:mod:`batch_layer.quality` and :mod:`batch_layer.fraud_model`; a failed gate raises a typed
-error naming what failed, so the Airflow task fails loudly with that message.
+:mod:`batch_layer.quality_jobs` and :mod:`batch_layer.fraud_model`; a failed gate raises a typed
+error naming what failed, so the Airflow task fails loudly with that message. Steps read no table
+themselves: the jobs do, each input pinned at the version it had when the step started
+(:mod:`batch_layer.lake`). The fraud model silver scores with is a run input too: a rerun of a day
+keeps the model its last silver run used unless another is asked for (``fraud_model`` of
+:func:`run_step`, ``ADCLICK_FRAUD_MODEL_VERSION``).
 
 Order of a day (``daily_batch``): bronze complete -> ``silver`` -> ``quality`` (bronze and silver
 suites) -> ``gold`` (with the gold suite) -> ``reconcile`` (speed vs gold; drift over
@@ -19,14 +23,10 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import pyspark.sql.functions as F
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 
-from adclick.catalog import table
 from adclick.errors import AdclickError
 from adclick.settings import Settings
-
-PREVIOUS_DAYS = 7  # the silver row-count check compares a day with up to this many days before it
 
 
 class ReconciliationDrift(AdclickError):
@@ -56,79 +56,39 @@ def bronze_complete(settings: Settings, day: date, now: datetime) -> tuple[bool,
     return True, "grace period over and bronze landing caught up"
 
 
-def _read(spark: SparkSession, settings: Settings, name: str) -> DataFrame:
-    return spark.read.format("delta").load(table(name).path(settings))
-
-
-def _event_day(spark: SparkSession, settings: Settings, name: str, day: date) -> DataFrame:
-    """The rows of an event table (bronze or silver) whose event time is on ``day``."""
-    from batch_layer.silver import filter_event_day
-
-    return filter_event_day(_read(spark, settings, name), day)
-
-
-def _model_scores(settings: Settings) -> Callable | None:
-    from batch_layer import fraud_model
-
-    model = fraud_model.load(settings)
-    return fraud_model.scorer(model) if model is not None else None
-
-
 def silver(spark: SparkSession, settings: Settings, day: date, run_id: str) -> dict[str, Any]:
-    from batch_layer.jobs import run_silver
+    """Silver of ``day``, scored with the fraud model chosen by ``settings.fraud_model_version``
+    (:func:`batch_layer.jobs.silver_model`: by default the model the day's last silver run used)."""
+    from batch_layer.jobs import run_silver, silver_model
 
-    result = run_silver(spark, settings, day, model_scores=_model_scores(settings), run_id=run_id)
-    return {"rows_in": result.rows_in, "rows_out": result.rows_out}
-
-
-def _previous_counts(spark: SparkSession, settings: Settings, day: date) -> list[int]:
-    rows = _read(spark, settings, "silver.events")
-    window = (F.col("event_date") >= F.lit(day - timedelta(days=PREVIOUS_DAYS))) & (
-        F.col("event_date") < F.lit(day)
-    )
-    return [r["n"] for r in rows.where(window).groupBy("event_date").agg(F.count("*").alias("n")).collect()]
+    model = silver_model(spark, settings, day)
+    result = run_silver(spark, settings, day, model=model, run_id=run_id)
+    return {"rows_in": result.rows_in, "rows_out": result.rows_out, "model_version": result.model_version}
 
 
 def quality(spark: SparkSession, settings: Settings, day: date, run_id: str) -> dict[str, Any]:
     """Bronze and silver suites of the day; both run and are recorded before either gate raises."""
-    from batch_layer import quality as dq
+    from batch_layer.quality_jobs import check_bronze_and_silver
 
-    bronze = _event_day(spark, settings, "bronze.events", day)
-    silver_day = _event_day(spark, settings, "silver.events", day)
-    results = [
-        dq.check(spark, settings, table="bronze.events", day=day, df=bronze, run_id=run_id),
-        dq.check(
-            spark,
-            settings,
-            table="silver.events",
-            day=day,
-            df=silver_day,
-            run_id=run_id,
-            context_values={"previous_counts": _previous_counts(spark, settings, day)},
-        ),
-    ]
-    for result in results:
-        dq.gate(result)
-    return {r.table: r.checked for r in results}
+    return check_bronze_and_silver(spark, settings, day, run_id)
 
 
 def gold(spark: SparkSession, settings: Settings, day: date, run_id: str) -> dict[str, Any]:
-    from batch_layer import quality as dq
+    """Gold of ``day``, then its suite, both on the silver version pinned when the step started."""
+    from batch_layer import lake
     from batch_layer.jobs import run_gold
+    from batch_layer.quality_jobs import check_gold_daily
 
-    result = run_gold(spark, settings, day, run_id=run_id)
-    silver_day = _event_day(spark, settings, "silver.events", day)
-    daily = _read(spark, settings, "gold.ad_clicks_daily")
-    check = dq.check(
+    inputs = lake.Snapshot(spark, settings).pin("silver.events")
+    result = run_gold(spark, settings, day, run_id=run_id, snapshot=inputs)
+    check_gold_daily(
         spark,
         settings,
-        table="gold.ad_clicks_daily",
-        day=day,
-        df=daily.where(F.col("day") == F.lit(day)),
-        run_id=run_id,
-        context_values=dq.silver_figures(silver_day),
+        day,
+        run_id,
+        silver=inputs,
+        daily_version=result.output_version("gold.ad_clicks_daily"),
     )
-    dq.gate(check)
     return {"rows_in": result.rows_in, "rows_out": result.rows_out}
 
 
@@ -169,34 +129,11 @@ def train_fraud_model(spark: SparkSession, settings: Settings, day: date, run_id
 
 
 def dq_report(spark: SparkSession, settings: Settings, day: date, run_id: str) -> dict[str, Any]:
-    """Summary of ``ops.dq_results`` over the week ending on ``day``: per table and day, how many
-    expectations ran and which failed; written to ``var/dq/reports/<day>.json``."""
-    from batch_layer.quality import data_docs_index
+    """Summary of ``ops.dq_results`` over the week ending on ``day``, written to
+    ``var/dq/reports/<day>.json``."""
+    from batch_layer.quality_jobs import week_report
 
-    results = _read(spark, settings, "ops.dq_results")
-    week = results.where((F.col("day") > F.lit(day - timedelta(days=7))) & (F.col("day") <= F.lit(day)))
-    per = (
-        week.groupBy("table", "day")
-        .agg(
-            F.count("*").alias("checked"),
-            F.sort_array(F.collect_set(F.when(~F.col("success"), F.col("expectation")))).alias("failed"),
-        )
-        .orderBy("day", "table")
-        .collect()
-    )
-    report = {
-        "day": day.isoformat(),
-        "tables": [
-            {"table": r.table, "day": r.day.isoformat(), "checked": r.checked, "failed": list(r.failed)}
-            for r in per
-        ],
-        "data_docs": str(data_docs_index(settings) or ""),
-    }
-    out = settings.path("dq", "reports", f"{day.isoformat()}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    report["path"] = str(out)
-    return report
+    return week_report(spark, settings, day)
 
 
 def register(settings: Settings) -> dict[str, Any]:
@@ -231,13 +168,27 @@ def new_run_id(step: str, day: date) -> str:
 
 
 def run_step(
-    spark: SparkSession, settings: Settings, step: str, day: date, log: Callable[[str], None] = print
+    spark: SparkSession,
+    settings: Settings,
+    step: str,
+    day: date,
+    log: Callable[[str], None] = print,
+    *,
+    fraud_model: str | None = None,
 ) -> dict[str, Any]:
-    """Run one step (``day`` runs the five steps of a day in order, in this one Spark session)."""
+    """Run one step (``day`` runs the five steps of a day in order, in this one Spark session).
+
+    ``fraud_model`` overrides ``ADCLICK_FRAUD_MODEL_VERSION`` for the silver step: ``pinned`` (the
+    model the day's last silver run used; the default), ``latest`` or a model version.
+    """
     steps = DAY if step == "day" else (step,)
     unknown = [s for s in steps if s not in STEPS]
     if unknown:
         raise AdclickError(f"unknown batch job {step!r}; known: day, {', '.join(STEPS)}")
+    if fraud_model is not None:
+        from batch_layer.fraud_model import check_choice
+
+        settings = settings.model_copy(update={"fraud_model_version": check_choice(fraud_model)})
     out: dict[str, Any] = {}
     for name in steps:
         log(f"batch: {name} {day.isoformat()} ...")

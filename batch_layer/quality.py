@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 import pyspark.sql.functions as F
 import pyspark.sql.types as T
 
-from adclick.catalog import table as catalog_table
 from adclick.errors import AdclickError
 from adclick.settings import Settings
+from batch_layer import lake
 
 if TYPE_CHECKING:
     from great_expectations import ExpectationSuite
@@ -299,8 +299,7 @@ def check(
             )
         )
     # Blind appends never conflict with another check writing at the same time (Delta).
-    frame = spark.createDataFrame(rows, DQ_RESULTS_SCHEMA)
-    frame.write.format("delta").mode("append").save(catalog_table("ops.dq_results").path(settings))
+    lake.append(spark.createDataFrame(rows, DQ_RESULTS_SCHEMA), settings, "ops.dq_results")
 
     result = QualityResult(
         table=table,

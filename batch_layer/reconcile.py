@@ -27,11 +27,11 @@ import pyspark.sql.functions as F
 import pyspark.sql.types as T
 from pyspark.sql import Column, DataFrame, SparkSession
 
-from adclick.catalog import table
 from adclick.measures import UNKNOWN
 from adclick.settings import Settings
 from batch_layer.jobs import Clock, Lineage, read_table, track_run, write_partition
-from batch_layer.ops import append_rows, utc_now
+from batch_layer.lake import append_rows
+from batch_layer.ops import utc_now
 from batch_layer.silver import filter_event_day
 
 REASONS = ("match", "late", "fraud_reclassified", "duplicate", "unknown")
@@ -240,12 +240,7 @@ def run_reconcile(
             silver_day,
             watermark_seconds=watermark_seconds(settings.speed_watermark),
         )
-        write_partition(rows, settings, "ops.reconciliation", day, lineage)
-        written = (
-            spark.read.format("delta")
-            .load(table("ops.reconciliation").path(settings))
-            .where(F.col("day") == F.lit(day))
-        )
+        written = write_partition(rows, settings, "ops.reconciliation", day, lineage)
         summary.update(
             day=day, **summarise(written, max_drift=settings.reconcile_max_drift), checked_at=clock()
         )

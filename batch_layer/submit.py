@@ -4,8 +4,8 @@
 batch_layer/submit.py <step> --date <day>``, so pointing ``ADCLICK_SPARK_MASTER`` at a cluster
 (``spark://``, ``yarn``, ``k8s://``) moves every batch job there without touching a DAG. The jars
 (Delta, Kafka) come from the artifact cache, like every other Spark process of the project.
-Run as a script, it runs one step of :mod:`batch_layer.pipeline` and exits non-zero with the
-step's error message when it fails.
+Run as a script, it runs one step of :mod:`batch_layer.pipeline` (``--fraud-model`` chooses the
+model silver scores with) and exits non-zero with the step's error message when it fails.
 """
 
 from __future__ import annotations
@@ -71,11 +71,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="batch_layer/submit.py")
     parser.add_argument("step")
     parser.add_argument("--date", required=True, type=date.fromisoformat)
+    parser.add_argument(
+        "--fraud-model",
+        metavar="VERSION|latest|pinned",
+        help="fraud model silver scores with (default: ADCLICK_FRAUD_MODEL_VERSION, else pinned)",
+    )
     args = parser.parse_args(argv)
     settings = get_settings()
     spark = get_spark(f"adclick-batch-{args.step}", settings=settings)
     try:
-        run_step(spark, settings, args.step, args.date)
+        run_step(spark, settings, args.step, args.date, fraud_model=args.fraud_model)
     except AdclickError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -1,0 +1,173 @@
+"""Every Delta read and write of the batch layer: tables at a pinned version, partition overwrites,
+appends, MERGEs and table versions.
+
+Reads: any table of :mod:`adclick.catalog`, always at one explicit version (``versionAsOf``).
+A step takes a :class:`Snapshot` when it starts; the snapshot resolves the current version of
+each input table once, and every later read of that table in the step sees that version, so rows
+landing in bronze (or a concurrent job rewriting silver) while a step runs never mix two versions
+into one result. Writes: ``replaceWhere`` overwrites of one partition (:func:`replace_partition`),
+blind appends (:func:`append`, :func:`append_rows`) and insert-only MERGEs (:func:`insert_new`).
+No other module of ``batch_layer/`` touches ``spark.read``, ``DataFrame.write`` or ``DeltaTable``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import date
+from typing import Any
+
+import pyspark.sql.functions as F
+import pyspark.sql.types as T
+from pyspark.sql import DataFrame, SparkSession
+
+from adclick.catalog import table
+from adclick.errors import AdclickError
+from adclick.settings import Settings
+
+
+class MissingInputError(AdclickError):
+    """A batch job's input table does not exist yet."""
+
+
+def path(settings: Settings, name: str) -> str:
+    return table(name).path(settings)
+
+
+def version(spark: SparkSession, settings: Settings, name: str) -> int | None:
+    """The latest version of table ``name``, or None when there is no table yet."""
+    return table_version(spark, path(settings, name))
+
+
+def table_version(spark: SparkSession, location: str) -> int | None:
+    """The latest version of the Delta table at ``location``, or None when there is none."""
+    from delta.tables import DeltaTable
+
+    if not DeltaTable.isDeltaTable(spark, location):
+        return None
+    return int(DeltaTable.forPath(spark, location).history(1).first()["version"])
+
+
+def read(spark: SparkSession, settings: Settings, name: str, at: int | None = None) -> DataFrame:
+    """Table ``name`` at version ``at`` (None: the version it has now, resolved once, here).
+
+    Raises :class:`MissingInputError` when there is no table.
+    """
+    if at is None:
+        at = version(spark, settings, name)
+        if at is None:
+            raise MissingInputError(
+                f"{name}: no Delta table at {path(settings, name)}; its producer has not run yet"
+            )
+    return spark.read.format("delta").option("versionAsOf", at).load(path(settings, name))
+
+
+def read_if_exists(spark: SparkSession, settings: Settings, name: str) -> DataFrame | None:
+    """Table ``name`` at its current version, or None when it does not exist yet."""
+    at = version(spark, settings, name)
+    return None if at is None else read(spark, settings, name, at)
+
+
+def partition(spark: SparkSession, settings: Settings, name: str, value: date, at: int) -> DataFrame:
+    """The rows of partition ``value`` (the table's first partition column) at version ``at``."""
+    column = table(name).partition_by[0]
+    return read(spark, settings, name, at).where(F.col(column) == F.lit(value))
+
+
+class Snapshot:
+    """The input tables of one step, each read at the version it had when the step pinned it.
+
+    :meth:`pin` resolves versions (once per table: pinning again keeps the first version);
+    :meth:`read` pins a table it has not seen yet. :attr:`inputs` lists ``table@version`` of the
+    pinned tables that exist, in pin order (the ``inputs`` of an ``ops.job_runs`` row).
+    """
+
+    def __init__(self, spark: SparkSession, settings: Settings) -> None:
+        self.spark, self.settings = spark, settings
+        self._versions: dict[str, int | None] = {}
+
+    def pin(self, *names: str) -> Snapshot:
+        for name in names:
+            if name not in self._versions:
+                self._versions[name] = version(self.spark, self.settings, name)
+        return self
+
+    def version(self, name: str) -> int | None:
+        """The pinned version of ``name`` (None: no table when it was pinned)."""
+        self.pin(name)
+        return self._versions[name]
+
+    @property
+    def inputs(self) -> list[str]:
+        return [f"{name}@{v}" for name, v in self._versions.items() if v is not None]
+
+    def read(self, name: str, *, empty_schema: str | T.StructType | None = None) -> DataFrame:
+        """Table ``name`` at its pinned version; a missing table reads as empty with
+        ``empty_schema`` when one is given, else raises :class:`MissingInputError`."""
+        at = self.version(name)
+        if at is None and empty_schema is not None:
+            return self.spark.createDataFrame([], empty_schema)
+        if at is None:
+            raise MissingInputError(
+                f"{name}: no Delta table at {path(self.settings, name)}; its producer has not run yet"
+            )
+        return read(self.spark, self.settings, name, at)
+
+    def event_day(self, name: str, day: date) -> DataFrame:
+        """The rows of an event table (bronze or silver) whose event time is on ``day``."""
+        return self.read(name).where(F.col("event_date") == F.lit(day))
+
+
+def replace_partition(df: DataFrame, settings: Settings, name: str, value: date) -> int:
+    """Replace partition ``value`` of table ``name`` (its first partition column) with ``df``;
+    the table is created on the first write. Returns the table's version after the write."""
+    t = table(name)
+    column = t.partition_by[0]
+    (
+        df.write.format("delta")
+        .mode("overwrite")
+        .option("replaceWhere", f"{column} = DATE'{value.isoformat()}'")
+        .partitionBy(*t.partition_by)
+        .save(t.path(settings))
+    )
+    written = version(df.sparkSession, settings, name)
+    assert written is not None
+    return written
+
+
+def append(frame: DataFrame, settings: Settings, name: str) -> None:
+    """Append ``frame`` to table ``name`` (created on the first write). Blind appends never conflict
+    with another writer appending at the same time."""
+    t = table(name)
+    frame.write.format("delta").mode("append").partitionBy(*t.partition_by).save(t.path(settings))
+
+
+def append_rows(
+    spark: SparkSession,
+    settings: Settings,
+    name: str,
+    rows: Iterable[Mapping[str, Any]],
+    schema: T.StructType,
+) -> None:
+    """Append ``rows`` (dicts; a missing key is null) to table ``name`` with ``schema``, so the first
+    write (or an empty one) creates a well-typed table."""
+    data = [tuple(row.get(f.name) for f in schema.fields) for row in rows]
+    append(spark.createDataFrame(data, schema), settings, name)
+
+
+def insert_new(frame: DataFrame, settings: Settings, name: str, key: str) -> None:
+    """MERGE ``frame`` into table ``name`` inserting only the rows whose ``key`` is not there yet
+    (the table is created on the first write), so writing the same rows again adds nothing."""
+    from delta.tables import DeltaTable
+
+    spark = frame.sparkSession
+    location = path(settings, name)
+    if not DeltaTable.isDeltaTable(spark, location):
+        append(frame, settings, name)
+        return
+    (
+        DeltaTable.forPath(spark, location)
+        .alias("t")
+        .merge(frame.alias("s"), f"t.{key} = s.{key}")
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
