@@ -17,6 +17,9 @@ class Table:
     name: str
     partition_by: tuple[str, ...] = ()
     description: str = ""
+    # A release may add columns to it: writes merge the new columns into an existing table (old
+    # ones stay, null in new rows) instead of failing on a lake written by an earlier release.
+    evolves: bool = False
 
     @property
     def logical_name(self) -> str:
@@ -56,8 +59,8 @@ TABLES: dict[str, Table] = {
         Table("gold", "experiments_daily", ("day",), "day x experiment x variant x ad"),
         Table("ops", "batch_watermark", (), "one row per day that passed its gates (latest = watermark)"),
         Table("ops", "job_runs", (), "one row per batch job run: inputs, outputs, row counts, status"),
-        Table("ops", "reconciliation", ("day",), "day x ad: speed vs gold clicks and the reason"),
-        Table("ops", "reconciliation_summary", (), "one row per reconciled day"),
+        Table("ops", "reconciliation", ("day",), "day x ad: speed vs gold clicks, reason", evolves=True),
+        Table("ops", "reconciliation_summary", (), "one row per reconciled day", evolves=True),
         Table("ops", "dq_results", (), "one row per expectation checked"),
         Table("ops", "stream_progress", (), "one row per stream micro-batch: rows, late rows dropped"),
         Table("ops", "fraud_models", (), "one row per trained fraud model version, with its metrics"),

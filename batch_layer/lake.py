@@ -126,6 +126,7 @@ def replace_partition(df: DataFrame, settings: Settings, name: str, value: date)
         df.write.format("delta")
         .mode("overwrite")
         .option("replaceWhere", f"{column} = DATE'{value.isoformat()}'")
+        .option("mergeSchema", str(t.evolves).lower())
         .partitionBy(*t.partition_by)
         .save(t.path(settings))
     )
@@ -138,7 +139,13 @@ def append(frame: DataFrame, settings: Settings, name: str) -> None:
     """Append ``frame`` to table ``name`` (created on the first write). Blind appends never conflict
     with another writer appending at the same time."""
     t = table(name)
-    frame.write.format("delta").mode("append").partitionBy(*t.partition_by).save(t.path(settings))
+    (
+        frame.write.format("delta")
+        .mode("append")
+        .option("mergeSchema", str(t.evolves).lower())
+        .partitionBy(*t.partition_by)
+        .save(t.path(settings))
+    )
 
 
 def append_rows(

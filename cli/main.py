@@ -92,7 +92,14 @@ def _batch(args: argparse.Namespace) -> int:
     spark = get_spark(f"adclick-batch-{args.job}", settings=settings)
     try:
         for day in days:
-            run_step(spark, settings, args.job, day, log=lambda line: print(line, file=sys.stderr))
+            run_step(
+                spark,
+                settings,
+                args.job,
+                day,
+                log=lambda line: print(line, file=sys.stderr),
+                fraud_model=args.fraud_model,
+            )
     finally:
         spark.stop()
     if args.job == "day" and not args.no_register:
@@ -150,6 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--date", required=True, type=date.fromisoformat, help="the UTC day (YYYY-MM-DD)")
     b.add_argument("--to", type=date.fromisoformat, help="last day of a range (inclusive), one day at a time")
     b.add_argument("--no-register", action="store_true", help="with `day`: do not register in Trino")
+    b.add_argument(
+        "--fraud-model",
+        metavar="VERSION|latest|pinned",
+        help="fraud model for silver: pinned (default: a rerun keeps the day's model), latest, or a version",
+    )
     b.set_defaults(func=_batch)
     q = sub.add_parser("query", help="run SQL on Trino and print the result")
     q.add_argument("sql")
