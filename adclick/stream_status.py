@@ -1,8 +1,9 @@
 """The stream application's heartbeat (its status file): ``var/stream/status.json``, rewritten every
 few seconds by the stream app and read by the stack, the batch sensor and the demo.
 
-Holds each query's latest progress (batch id, input rows, rate, Kafka end offsets), so
-``adclick status`` can report health and consumer lag without talking to Spark.
+Holds each query's latest progress (batch id, input rows, rate, the batch's duration in ms, Kafka
+end offsets), so ``adclick status`` and the query API's ``/v1/pipeline`` can report health and
+consumer lag without talking to Spark.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""What every route of the query API shares: settings, executor, result cache, view names, clock.
+"""What every route of the query API shares: settings, executor, result cache, view names, clock,
+the dashboard page and the pipeline probes.
 
 One :class:`Context` per app, built by :func:`query_api.app.create_app` and kept in
 ``app.state.context``; a route gets it through the :data:`Ctx` dependency (HTTP and WebSocket
@@ -21,6 +22,7 @@ from adclick.settings import Settings
 from query_api import queries as q
 from query_api.cache import QueryCache
 from query_api.executor import Executor, Result
+from query_api.pipeline_probes import Probes
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class Context:
     now: Callable[[], datetime]  # aware UTC now
     live_interval: float  # seconds between two looks at the latest minutes; their cache lifetime
     dashboard: str  # the page served at /
+    probes: Probes  # the stream heartbeat and Airflow, for /v1/pipeline
 
     async def fetch(self, query: q.Query, *, live: bool = False) -> tuple[Result, bool]:
         """The statement's result and whether it came from the cache. ``live`` results (the latest

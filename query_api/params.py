@@ -77,6 +77,11 @@ class TopParams(Params):
 
     window: Literal["1m", "5m", "1h"] = "5m"
     n: int = Field(100, ge=1, le=1000)
+    fallback: Literal["latest_minute"] | None = Field(
+        None,
+        description="latest_minute: when the window has no clicks, also rank the latest minute of the "
+        "day before it that had clicks (in 'fallback'; null when there is none).",
+    )
     country: Filter = None
     device_type: Filter = None
 
@@ -117,3 +122,9 @@ class ExperimentParams(Params):
     from_: str | None = Field(None, alias="from", description=TIME_DOC + " Default: -30d.")
     to: str | None = Field(None, description=_TO_DOC)
     control: str | None = Field(None, max_length=MAX_VALUE_CHARS)
+
+
+class PipelineParams(Params):
+    """``GET /v1/pipeline``."""
+
+    days: int = Field(7, ge=1, le=92, description="How many of the latest reconciled days to list.")

@@ -67,11 +67,14 @@ __all__ = [
     "experiment_query",
     "floor_to",
     "funnel_query",
+    "job_runs_query",
+    "latest_click_minute_query",
     "live_query",
     "parse_filters",
     "parse_names",
     "parse_values",
     "parse_when",
+    "reconciliation_query",
     "report_query",
     "time_range",
     "top_ads_query",
@@ -145,6 +148,8 @@ _VIEWS = frozenset(
         "audience_daily",
         "experiments_daily",
         "batch_watermark",
+        "reconciliation_latest",
+        "job_runs_latest",
     }
 )
 _SERIES_VIEW = {"minute": "ad_clicks_minute", "hour": "ad_clicks_hourly", "day": "ad_clicks_daily"}
@@ -209,6 +214,17 @@ def top_ads_query(views: Views, rng: Range, n: int, filters: Mapping[str, list[s
         ") AS per_ad) AS ranked WHERE rank <= ? ORDER BY rank, ad_id"
     )
     return Query(sql, [*time_params, *filter_params, n])
+
+
+def latest_click_minute_query(views: Views, rng: Range, filters: Mapping[str, list[str]]) -> Query:
+    """One row: the latest minute of ``rng`` with any non-fraud click (null when there is none)."""
+    time_sql, time_params = _time_where(rng)
+    filter_sql, filter_params = _where_filters(filters, TOP_FILTERS)
+    sql = (
+        f"SELECT max(window_start) AS minute FROM {views('ad_clicks_minute')} "  # noqa: S608
+        f"WHERE {time_sql}{filter_sql} AND clicks > 0"
+    )
+    return Query(sql, [*time_params, *filter_params])
 
 
 @dataclass(frozen=True)
@@ -312,3 +328,22 @@ def live_query(views: Views, since: datetime, filters: Mapping[str, list[str]]) 
         f"WHERE day >= ? AND window_start >= ?{filter_sql} GROUP BY window_start ORDER BY window_start"
     )
     return Query(sql, [since.date(), since, *filter_params])
+
+
+def reconciliation_query(views: Views, days: int) -> Query:
+    """The latest reconciliation check of each of the ``days`` latest reconciled days, newest first."""
+    sql = (
+        "SELECT day, speed_total, gold_total, diff, late_dropped, late_counted, duplicates, "  # noqa: S608
+        "fraud_reclassified, unexplained, drift, passed, checked_at "
+        f"FROM {views('reconciliation_latest')} ORDER BY day DESC LIMIT ?"
+    )
+    return Query(sql, [days])
+
+
+def job_runs_query(views: Views) -> Query:
+    """Each batch job's latest run, the most recent first."""
+    sql = (
+        "SELECT job, day, started_at, finished_at, status, rows_in, rows_out, message "  # noqa: S608
+        f"FROM {views('job_runs_latest')} ORDER BY started_at DESC, job"
+    )
+    return Query(sql, [])

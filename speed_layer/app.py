@@ -92,6 +92,7 @@ def _watch(
                 "batch_id": p.get("batchId"),
                 "input_rows": p.get("numInputRows"),
                 "rows_per_s": p.get("processedRowsPerSecond"),
+                "duration_ms": (p.get("durationMs") or {}).get("triggerExecution"),
                 "late_rows_dropped": late.get(q.name, 0),
                 "end_offsets": [src.get("endOffset") for src in p.get("sources", [])],
             }

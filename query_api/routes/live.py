@@ -1,9 +1,11 @@
 """``WS /v1/live``: clicks per minute for the last ``minutes`` (default 30), sent when they change.
 
 Reads ``serving.ad_clicks_minute`` every ``live_interval`` seconds (through the cache, whose live
-results last that long) and sends ``{"type": "minutes", "minutes": [...]}`` when the answer differs
-from the last one sent; a Trino failure is sent as ``{"type": "error"}`` and polling goes on. A bad
-parameter is one error message, then the socket is closed with 1008 (policy violation).
+results last that long) and sends ``{"type": "minutes", "from", "to", "minutes": [...]}`` when the
+answer differs from the last one sent: ``[from, to)`` is the window of whole minutes asked for (the
+newest still filling), so a client can draw every minute of it, those without a row as zero; a
+minute moving on is a change too. A Trino failure is sent as ``{"type": "error"}`` and polling goes
+on. A bad parameter is one error message, then the socket is closed with 1008 (policy violation).
 """
 
 from __future__ import annotations
@@ -42,9 +44,15 @@ async def live(ws: WebSocket, ctx: Ctx) -> None:
     try:
         while not closed.done():
             since = floor_to(ctx.now(), "minute") - timedelta(minutes=minutes - 1)
+            until = since + timedelta(minutes=minutes)
             try:
                 result, _ = await ctx.fetch(live_query(ctx.views, since, filters), live=True)
-                message: dict[str, Any] = {"type": "minutes", "minutes": result.records()}
+                message: dict[str, Any] = {
+                    "type": "minutes",
+                    "from": since,
+                    "to": until,
+                    "minutes": result.records(),
+                }
             except (QueryUnavailable, QueryFailed) as exc:
                 message = {"type": "error", "error": str(exc)}
             if message != last:

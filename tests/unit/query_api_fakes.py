@@ -1,9 +1,11 @@
 """Fakes and fixtures of the query API's unit tests (no Trino): an executor, a clock, a client.
 
 :class:`FakeExecutor` records every (sql, params) and answers canned rows chosen by a marker in
-the SQL (the view name). The app's clock is fixed at ``NOW``, 2026-01-10 12:00:30 UTC; the cache's
-monotonic clock is :class:`FakeClock` (moved by hand). The fixtures (``fake``, ``mono``, ``client``)
-are made visible to every unit test module by ``tests/unit/conftest.py``.
+the SQL (the view name), and optionally by a bound value. The app's clock is fixed at ``NOW``,
+2026-01-10 12:00:30 UTC; the cache's monotonic clock is :class:`FakeClock` (moved by hand); the
+pipeline probes are :func:`fake_probes` (never the real heartbeat or Airflow). The fixtures
+(``fake``, ``mono``, ``client``) are made visible to every unit test module by
+``tests/unit/conftest.py``.
 """
 
 from __future__ import annotations
@@ -23,8 +25,19 @@ with warnings.catch_warnings():  # the test client's own deprecation notice abou
 from adclick.settings import Settings
 from query_api.app import create_app
 from query_api.executor import Result
+from query_api.pipeline_probes import Probes
 
 NOW = datetime(2026, 1, 10, 12, 0, 30, tzinfo=UTC)
+_ANY = object()
+# What the pipeline probes answer in the unit tests: no heartbeat, no Airflow (never the real ones).
+STREAM_UNKNOWN = {
+    "status": "unknown",
+    "error": "no heartbeat",
+    "updated_at": None,
+    "age_seconds": None,
+    "queries": [],
+}
+AIRFLOW_UNKNOWN = {"status": "unknown", "url": "http://airflow.invalid", "error": "unreachable", "dags": []}
 INJECTION = "x'); DROP TABLE delta.gold.ad_clicks_daily; -- \" ?"
 
 
@@ -47,8 +60,12 @@ class FakeExecutor:
         self.polled = threading.Event()
         self.polls_wanted = 0
 
-    def answer(self, marker: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
-        self.answers.insert(0, (marker, Result(columns, tuple(rows))))
+    def answer(
+        self, marker: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]], *, param: Any = _ANY
+    ) -> None:
+        """Answer statements containing ``marker`` (and, if given, binding ``param``); the latest
+        answer given wins."""
+        self.answers.insert(0, (marker, param, Result(columns, tuple(rows))))
 
     def run(self, sql: str, params: Any) -> Result:
         with self.lock:
@@ -59,8 +76,8 @@ class FakeExecutor:
                 self.live_polls += 1
                 if self.polls_wanted and self.live_polls >= self.polls_wanted:
                     self.polled.set()
-            for marker, result in self.answers:
-                if marker in sql:
+            for marker, param, result in self.answers:
+                if marker in sql and (param is _ANY or param in params):
                     return result
         return Result((), ())
 
@@ -70,6 +87,11 @@ class FakeExecutor:
             if self.fail is not None:
                 raise self.fail
             return self.watermark_value
+
+
+def fake_probes(stream: dict[str, Any] | None = None, airflow: dict[str, Any] | None = None) -> Probes:
+    """Probes answering fixed dicts (default: the stream and Airflow unknown)."""
+    return Probes(stream=lambda: stream or STREAM_UNKNOWN, airflow=lambda: airflow or AIRFLOW_UNKNOWN)
 
 
 class FakeClock:
@@ -92,6 +114,13 @@ def mono() -> FakeClock:
 
 @pytest.fixture
 def client(fake: FakeExecutor, mono: FakeClock) -> Iterator[TestClient]:
-    app = create_app(Settings(k_anonymity=5), fake, clock=lambda: NOW, monotonic=mono, live_interval=0.01)
+    app = create_app(
+        Settings(k_anonymity=5),
+        fake,
+        clock=lambda: NOW,
+        monotonic=mono,
+        live_interval=0.01,
+        probes=fake_probes(),
+    )
     with TestClient(app) as c:
         yield c

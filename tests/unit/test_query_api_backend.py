@@ -6,6 +6,7 @@ connection standing in for :func:`serving.trino_client.connect`.
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any
 
@@ -23,9 +24,20 @@ def test_health_and_dashboard(client: TestClient, fake: FakeExecutor) -> None:
     r = client.get("/v1/health")
     assert r.status_code == 200
     assert r.json()["batch_watermark"] == {"day": "2026-01-08", "advanced_at": "2026-01-09T03:00:00Z"}
+    assert r.json()["now"] == "2026-01-10T12:00:30Z"  # the server's clock, which the dashboard follows
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    assert "/v1/live" in page.text and "/v1/ads/top" in page.text and "<script src" not in page.text
+    # every script and style is served by the API itself (none from another host)
+    loaded = re.findall(r'<(?:script src|link rel="stylesheet" href)="([^"]+)"', page.text)
+    assert loaded == [
+        "/assets/uplot/uPlot.min.css",
+        "/static/dashboard.css",
+        "/assets/uplot/uPlot.iife.min.js",
+        "/static/dashboard.js",
+    ]
+    script = client.get("/static/dashboard.js")
+    assert script.status_code == 200
+    assert all(url in script.text for url in ("/v1/live", "/v1/ads/top", "/v1/reports", "/v1/pipeline"))
     assert client.get("/openapi.json").status_code == 200
 
     fake.fail = QueryUnavailable("Trino unreachable: refused")

@@ -79,7 +79,8 @@ def test_a_control_that_is_not_a_variant_is_refused(client: TestClient, fake: Fa
 
 KNOWN = {
     "/v1/ads/a/clicks": "campaign_id, country, device_type, from, granularity, minutes, to",
-    "/v1/ads/top": "country, device_type, n, window",
+    "/v1/ads/top": "country, device_type, fallback, n, window",
+    "/v1/pipeline": "days",
     "/v1/reports": "ad_id, advertiser_id, age_group, campaign_id, country, device_type, dimensions, format, "
     "from, limit, metrics, region, segment, to",
     "/v1/trends": "ad_id, advertiser_id, campaign_id, compare, country, device_type, from, granularity, "

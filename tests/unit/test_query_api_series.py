@@ -114,6 +114,8 @@ def test_live_sends_when_the_latest_minute_changes(fake: FakeExecutor) -> None:
         message = orjson.loads(ws.receive_text())
         assert message == {
             "type": "minutes",
+            "from": "2026-01-10T11:56:00Z",  # the 5 whole minutes asked for, the current one last
+            "to": "2026-01-10T12:01:00Z",
             "minutes": [
                 {"window_start": "2026-01-10T11:59:00Z", "impressions": 5, "clicks": 3, "fraud_clicks": 0,
                  "is_final": False}
@@ -145,3 +147,51 @@ def test_live_refuses_a_bad_parameter(
         message = orjson.loads(ws.receive_text())
     assert message["type"] == "error" and message["parameter"] == parameter
     assert fake.calls == []
+
+
+# --- top ads: the quiet-window fallback ----------------------------------------------------------------
+
+
+def test_top_ads_fallback_ranks_the_latest_minute_with_clicks(client: TestClient, fake: FakeExecutor) -> None:
+    columns = ("rank", "ad_id", "clicks")
+    fake.answer("rank()", columns, [])  # the last 5 minutes: no clicks
+    fake.answer("max(window_start) AS minute", ("minute",), [(ts("2026-01-10 11:42:00"),)])
+    fake.answer("rank()", columns, [(1, "b", 4), (2, "a", 1)], param=ts("2026-01-10 11:43:00"))
+    body = client.get("/v1/ads/top", params={"window": "5m", "n": 3, "fallback": "latest_minute"}).json()
+    assert body["ads"] == []
+    assert body["fallback"] == {
+        "from": "2026-01-10T11:42:00Z",
+        "to": "2026-01-10T11:43:00Z",
+        "ads": [{"rank": 1, "ad_id": "b", "clicks": 4}, {"rank": 2, "ad_id": "a", "clicks": 1}],
+    }
+    window, latest, minute = fake.calls
+    assert window[1][2:4] == [ts("2026-01-10 11:55:00"), ts("2026-01-10 12:00:00")]
+    # the search: the day before the window (both days' partitions), clicks only
+    assert "clicks > 0" in latest[0]
+    assert latest[1] == [
+        date(2026, 1, 9),
+        date(2026, 1, 10),
+        ts("2026-01-09 11:55:00"),
+        ts("2026-01-10 11:55:00"),
+    ]
+    assert minute[1] == [
+        date(2026, 1, 10),
+        date(2026, 1, 10),
+        ts("2026-01-10 11:42:00"),
+        ts("2026-01-10 11:43:00"),
+        3,
+    ]
+
+
+def test_top_ads_fallback_only_when_asked_and_needed(client: TestClient, fake: FakeExecutor) -> None:
+    assert "fallback" not in client.get("/v1/ads/top").json()  # the answer without it is unchanged
+    nothing = client.get("/v1/ads/top", params={"fallback": "latest_minute"}).json()
+    assert nothing["ads"] == [] and nothing["fallback"] is None  # no minute with clicks in a day
+    assert sum("max(window_start)" in sql for sql, _ in fake.calls) == 1  # searched once, found none
+    fake.answer("rank()", ("rank", "ad_id", "clicks"), [(1, "a", 2)])
+    before = len(fake.calls)
+    busy = client.get("/v1/ads/top", params={"window": "1m", "fallback": "latest_minute"}).json()
+    assert busy["ads"] == [{"rank": 1, "ad_id": "a", "clicks": 2}] and busy["fallback"] is None
+    assert len(fake.calls) == before + 1  # the window's ranking only: no search when not needed
+    bad = client.get("/v1/ads/top", params={"fallback": "yesterday"})
+    assert bad.status_code == 400 and bad.json()["parameter"] == "fallback"

@@ -289,7 +289,9 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[Any, ...]]:
 def test_merge_serves_gold_up_to_the_watermark_and_speed_after_it() -> None:
     con = _lake(date(2026, 1, 1))
     applied = apply_views(Settings(), DuckConnection(con))
-    assert applied == [f"delta.serving.{v}" for v in ("batch_watermark", *CONTRACT)]
+    # the ops views come from their fallbacks: this lake has no reconciliation or job runs yet
+    ops_views = ("reconciliation_latest", "job_runs_latest")
+    assert applied == [f"delta.serving.{v}" for v in ("batch_watermark", *CONTRACT, *ops_views)]
 
     minute = _rows(
         con,
@@ -363,6 +365,8 @@ def test_before_the_first_batch_the_fallbacks_serve_speed_alone() -> None:
         "delta.serving.top_ads_minute": "applied",
         "delta.serving.audience_daily": "skipped",
         "delta.serving.experiments_daily": "skipped",
+        "delta.serving.reconciliation_latest": "fallback",
+        "delta.serving.job_runs_latest": "fallback",
     }
     assert all("does not exist" in r.detail for r in report if r.status != "applied")
     hourly = _rows(
