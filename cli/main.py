@@ -162,8 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
     except ImportError:  # pragma: no cover - traffic package is part of the project
         pass
     from ingestion.commands import add_ingest_parser
+    from traffic.dlq_commands import add_dlq_parser
 
     add_ingest_parser(sub)
+    add_dlq_parser(sub)
     return parser
 
 
