@@ -77,6 +77,7 @@ def _airflow(args: argparse.Namespace) -> int:
 
 
 def _batch(args: argparse.Namespace) -> int:
+    from adclick.progress import Progress
     from adclick.spark import get_spark
     from batch_layer.pipeline import register, run_step
 
@@ -91,8 +92,10 @@ def _batch(args: argparse.Namespace) -> int:
     os.nice(settings.spark_nice)  # batch work yields the CPU to the APIs, as in the DAGs
     spark = get_spark(f"adclick-batch-{args.job}", settings=settings)
     try:
-        for day in days:
-            run_step(spark, settings, args.job, day, log=lambda line: print(line, file=sys.stderr))
+        with Progress(f"batch {args.job}", expected=len(days), unit="days") as progress:
+            for day in days:
+                run_step(spark, settings, args.job, day, log=progress.write)  # stderr, above the bar
+                progress.tick()
     finally:
         spark.stop()
     if args.job == "day" and not args.no_register:

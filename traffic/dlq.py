@@ -27,8 +27,9 @@ import orjson
 from adclick.contract import Event, IncomingEvent
 from adclick.dlq import DeadLetterError, fixed_event, from_line, from_record, to_line
 from adclick.errors import AdclickError
+from adclick.progress import Progress
 from adclick.settings import Settings
-from traffic.sinks import MAX_BATCH, ApiResult, Progress, post_to_api
+from traffic.sinks import MAX_BATCH, ApiResult, post_to_api
 
 # Event fields the ingestion API derives itself (from ts, country, user_id, ip, its own clock).
 DERIVED = frozenset(Event.model_fields) - frozenset(IncomingEvent.model_fields)
@@ -173,14 +174,15 @@ def replay(
         bodies.append(to_incoming(event))
         origin.append(lineage)
     if bodies:
-        result.api = post_to_api(
-            bodies,
-            url=url,
-            api_key=api_key,
-            batch_size=batch_size,
-            client=client,
-            sleep=sleep,
-            progress=progress or Progress("dlq replay"),
-        )
+        with progress or Progress("dlq replay", expected=len(bodies)) as shown:
+            result.api = post_to_api(
+                bodies,
+                url=url,
+                api_key=api_key,
+                batch_size=batch_size,
+                client=client,
+                sleep=sleep,
+                progress=shown,
+            )
     result.rejected = [(origin[e["index"]], str(e.get("error"))) for e in result.api.errors]
     return result
