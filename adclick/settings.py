@@ -92,6 +92,12 @@ class Settings(BaseSettings):
         default=0.9, description="A day's rows may differ from the previous days' mean by this share."
     )
 
+    # Alerts (adclick/alerts.py): failed DAG tasks and runs, failed data-quality gates
+    alert_webhook_url: SecretStr = Field(
+        default=SecretStr(""), description="POST a JSON alert here on a failure; empty = off."
+    )
+    alert_webhook_timeout_s: float = Field(default=3.0, gt=0, description="Give up on the webhook then.")
+
     # Serving
     k_anonymity: int = Field(default=5, description="Smaller demographic groups are hidden.")
     query_cache_ttl_seconds: float = 30.0

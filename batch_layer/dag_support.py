@@ -24,19 +24,57 @@ GOLD_DAILY = Asset(name="gold.ad_clicks_daily", uri="adclick://gold/ad_clicks_da
 GOLD_MONTHLY = Asset(name="gold.ad_clicks_monthly", uri="adclick://gold/ad_clicks_monthly", group="adclick")
 
 
-def on_failure(context: dict[str, Any]) -> None:
-    """Failure callback: one clear line naming the DAG, task, day and error (and the log's URL)."""
-    ti = context.get("task_instance") or context.get("ti")
+def _day(context: dict[str, Any]) -> str | None:
     interval = context.get("data_interval_start")
+    if interval is None:
+        interval = getattr(context.get("dag_run"), "data_interval_start", None)
+    return the_day(interval).isoformat() if interval else None
+
+
+def _alert(context: dict[str, Any], error: str) -> None:
+    """The failure to the alert webhook (``ADCLICK_ALERT_WEBHOOK_URL``); never raises."""
+    try:
+        from adclick.alerts import alert
+        from adclick.settings import get_settings
+
+        ti = context.get("task_instance") or context.get("ti")
+        dag = context.get("dag")
+        alert(
+            get_settings(),
+            "airflow",
+            dag_id=getattr(ti, "dag_id", None) or getattr(dag, "dag_id", None),
+            task_id=getattr(ti, "task_id", None),
+            day=_day(context),
+            error=error,
+            log_url=getattr(ti, "log_url", None),
+        )
+    except Exception:  # the callback reports a failure; it must not add one
+        log.exception("adclick: could not send the failure alert")
+
+
+def on_failure(context: dict[str, Any]) -> None:
+    """Task failure callback: one clear line naming the DAG, task, day and error (and the log's
+    URL), and the same to the alert webhook."""
+    ti = context.get("task_instance") or context.get("ti")
     log.error(
         "adclick: %s.%s failed for %s (try %s): %s; log: %s",
         getattr(ti, "dag_id", "?"),
         getattr(ti, "task_id", "?"),
-        interval.date().isoformat() if interval else "?",
+        _day(context) or "?",
         getattr(ti, "try_number", "?"),
         context.get("exception"),
         getattr(ti, "log_url", "-"),
     )
+    _alert(context, str(context.get("exception")))
+
+
+def on_run_failure(context: dict[str, Any]) -> None:
+    """DAG-level failure callback (Airflow 3 runs it in the DAG processor when a run fails, with
+    the last task instance's context, or only ``dag``, ``run_id`` and ``reason``)."""
+    dag_id = getattr(context.get("dag"), "dag_id", "?")
+    error = f"DAG run {context.get('run_id') or '?'} failed: {context.get('reason') or 'unknown reason'}"
+    log.error("adclick: %s: %s", dag_id, error)
+    _alert(context, error)
 
 
 DEFAULT_ARGS: dict[str, Any] = {

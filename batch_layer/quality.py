@@ -315,16 +315,27 @@ def check(
     return result
 
 
-def gate(result: QualityResult) -> None:
-    """Raise :class:`QualityGateFailed` unless every expectation passed; the message names each."""
+def gate(result: QualityResult, *, settings: Settings | None = None) -> None:
+    """Raise :class:`QualityGateFailed` unless every expectation passed; the message names each.
+
+    Before raising, the failure goes to the alert webhook (``ADCLICK_ALERT_WEBHOOK_URL``, source
+    ``quality``; never raises itself). ``settings`` default: the process's.
+    """
     if result.success:
         return
     lines = [f"{f.name}: {_json(f.observed)}" for f in result.failed]
     where = f"; report: {result.report}" if result.report else ""
-    raise QualityGateFailed(
+    message = (
         f"{result.table} {result.day.isoformat()} failed {len(result.failed)} of {result.checked} "
         f"expectations (run {result.run_id}): " + "; ".join(lines) + where
     )
+    from adclick import alerts
+    from adclick.settings import get_settings
+
+    alerts.alert(
+        settings or get_settings(), "quality", day=result.day, error=message, **alerts.airflow_task()
+    )
+    raise QualityGateFailed(message)
 
 
 def data_docs_index(settings: Settings) -> Path | None:

@@ -77,6 +77,7 @@ def _airflow(args: argparse.Namespace) -> int:
 
 
 def _batch(args: argparse.Namespace) -> int:
+    from adclick.progress import Progress
     from adclick.spark import get_spark
     from batch_layer.pipeline import register, run_step
 
@@ -91,15 +92,17 @@ def _batch(args: argparse.Namespace) -> int:
     os.nice(settings.spark_nice)  # batch work yields the CPU to the APIs, as in the DAGs
     spark = get_spark(f"adclick-batch-{args.job}", settings=settings)
     try:
-        for day in days:
-            run_step(
-                spark,
-                settings,
-                args.job,
-                day,
-                log=lambda line: print(line, file=sys.stderr),
-                fraud_model=args.fraud_model,
-            )
+        with Progress(f"batch {args.job}", expected=len(days), unit="days") as progress:
+            for day in days:
+                run_step(
+                    spark,
+                    settings,
+                    args.job,
+                    day,
+                    log=progress.write,  # stderr, above the bar
+                    fraud_model=args.fraud_model,
+                )
+                progress.tick()
     finally:
         spark.stop()
     if args.job == "day" and not args.no_register:
@@ -174,8 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
     except ImportError:  # pragma: no cover - traffic package is part of the project
         pass
     from ingestion.commands import add_ingest_parser
+    from traffic.dlq_commands import add_dlq_parser
 
     add_ingest_parser(sub)
+    add_dlq_parser(sub)
     return parser
 
 

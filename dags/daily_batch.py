@@ -32,6 +32,7 @@ from batch_layer.dag_support import (
     DEFAULT_ARGS,
     GOLD_DAILY,
     catchup,
+    on_run_failure,
     register_tables,
     spark_submit,
     start_date,
@@ -46,6 +47,7 @@ from batch_layer.dag_support import (
     max_active_runs=1,
     is_paused_upon_creation=True,
     default_args=DEFAULT_ARGS,
+    on_failure_callback=on_run_failure,  # a failed run alerts (adclick.alerts)
     tags=["adclick", "batch"],
     doc_md=__doc__,
 )

@@ -12,7 +12,7 @@ from __future__ import annotations
 from airflow.sdk import dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from batch_layer.dag_support import DEFAULT_ARGS, spark_submit, start_date
+from batch_layer.dag_support import DEFAULT_ARGS, on_run_failure, spark_submit, start_date
 
 
 @dag(
@@ -22,6 +22,7 @@ from batch_layer.dag_support import DEFAULT_ARGS, spark_submit, start_date
     max_active_runs=1,
     is_paused_upon_creation=True,
     default_args=DEFAULT_ARGS,
+    on_failure_callback=on_run_failure,  # a failed run alerts (adclick.alerts)
     tags=["adclick", "quality"],
     doc_md=__doc__,
 )

@@ -21,7 +21,14 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
-from batch_layer.dag_support import DEFAULT_ARGS, GOLD_DAILY, GOLD_MONTHLY, spark_submit_on, start_date
+from batch_layer.dag_support import (
+    DEFAULT_ARGS,
+    GOLD_DAILY,
+    GOLD_MONTHLY,
+    on_run_failure,
+    spark_submit_on,
+    start_date,
+)
 
 
 @dag(
@@ -32,6 +39,7 @@ from batch_layer.dag_support import DEFAULT_ARGS, GOLD_DAILY, GOLD_MONTHLY, spar
     is_paused_upon_creation=True,
     default_args=DEFAULT_ARGS,
     params={"day": Param(None, type=["null", "string"], description="roll up this day's month (YYYY-MM-DD)")},
+    on_failure_callback=on_run_failure,  # a failed run alerts (adclick.alerts)
     tags=["adclick", "batch"],
     doc_md=__doc__,
 )

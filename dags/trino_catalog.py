@@ -12,7 +12,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import dag
 
-from batch_layer.dag_support import register_tables
+from batch_layer.dag_support import on_run_failure, register_tables
 
 
 @dag(
@@ -20,6 +20,7 @@ from batch_layer.dag_support import register_tables
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     default_args={"retries": 2},
+    on_failure_callback=on_run_failure,  # a failed run alerts (adclick.alerts)
     tags=["adclick", "serving"],
     doc_md=__doc__,
 )

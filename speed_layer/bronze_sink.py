@@ -1,8 +1,10 @@
-"""Bronze landing sink: one micro-batch -> ``bronze.events`` + ``bronze.rejects`` (Delta).
+"""Bronze landing sink: one micro-batch -> ``bronze.events`` + ``bronze.rejects`` (Delta), and the
+rejects also to the dead-letter topic (``settings.topic_dlq``, :mod:`speed_layer.dlq_sink`).
 
 Exactly once: the query's checkpoint fixes each micro-batch's offsets, and both Delta appends
 carry ``txnAppId``/``txnVersion`` (= the batch id), so a batch replayed after a crash is skipped
-by Delta instead of landing twice.
+by Delta instead of landing twice. The DLQ is at least once: a replayed batch re-sends its
+rejects (same keys); ``bronze.rejects`` is the exactly-once record of them.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from adclick.catalog import table
 from adclick.settings import Settings
+from speed_layer.dlq_sink import send as send_dead_letters
 from speed_layer.parse import narrow, to_bronze_rows, to_reject_rows, with_parsed_event
 
 APP_ID_EVENTS = "adclick-bronze-landing-events"
@@ -46,7 +49,10 @@ def ensure_tables(spark: SparkSession, settings: Settings) -> None:
 
 
 def land_batch(settings: Settings, batch: DataFrame, batch_id: int) -> None:
-    """foreachBatch body: parse once (cached narrow), write the valid rows and the rejects."""
+    """foreachBatch body: parse once (cached narrow), write the valid rows and the rejects.
+
+    A batch without rejects costs one check (``isEmpty`` on the cached frame) and no DLQ job.
+    """
     landing = narrow(with_parsed_event(batch)).persist()
     try:
         events, rejects = table("bronze.events"), table("bronze.rejects")
@@ -54,5 +60,8 @@ def land_batch(settings: Settings, batch: DataFrame, batch_id: int) -> None:
         bad = to_reject_rows(landing)
         if not bad.isEmpty():
             _append(bad, rejects.path(settings), rejects.partition_by, APP_ID_REJECTS, batch_id)
+            # After the Delta commit, so the topic never holds a reject bronze.rejects lacks; a
+            # crash before the send replays the batch: Delta skips, the send happens.
+            send_dead_letters(settings, bad)
     finally:
         landing.unpersist()

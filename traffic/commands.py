@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Iterator
 from dataclasses import fields
 from datetime import timedelta
 from pathlib import Path
@@ -166,8 +167,9 @@ def _check_batch_size(args: argparse.Namespace) -> str | None:
 def _generate(args: argparse.Namespace) -> int:
     from adclick.contract import now_utc
     from adclick.privacy import MissingHashKeyError, hash_key
+    from adclick.progress import Progress
     from adclick.settings import get_settings
-    from traffic.generator import GeneratorConfig, generate, generate_timed
+    from traffic.generator import GeneratorConfig, expected_sends, generate, generate_timed
     from traffic.sinks import SinkError, post_to_api, send_to_kafka, write_ndjson
     from traffic.truth import Truth
 
@@ -210,21 +212,27 @@ def _generate(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     try:
-        if args.out is not None:
-            result: Any = write_ndjson(generate(config, truth, key=key), args.out, truth=truth)
-            label = f"ndjson {args.out}"
-        elif args.to == "kafka":
-            result = send_to_kafka(generate_timed(config, truth, key=key), settings=settings, key=key)
-            label = f"kafka {settings.topic_events}"
-        else:
-            result = post_to_api(
-                generate(config, truth, key=key),
-                url=_api_url(args, settings),
-                api_key=_api_key(args),
-                batch_size=args.batch_size,
-                compress=args.gzip,
-            )
-            label = "api"
+        with Progress("generate", expected=expected_sends(config, key=key)) as progress:
+            if args.out is not None:
+                result: Any = write_ndjson(
+                    generate(config, truth, key=key), args.out, truth=truth, progress=progress
+                )
+                label = f"ndjson {args.out}"
+            elif args.to == "kafka":
+                result = send_to_kafka(
+                    generate_timed(config, truth, key=key), settings=settings, key=key, progress=progress
+                )
+                label = f"kafka {settings.topic_events}"
+            else:
+                result = post_to_api(
+                    generate(config, truth, key=key),
+                    url=_api_url(args, settings),
+                    api_key=_api_key(args),
+                    batch_size=args.batch_size,
+                    compress=args.gzip,
+                    progress=progress,
+                )
+                label = "api"
     except SinkError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -239,9 +247,18 @@ def _generate(args: argparse.Namespace) -> int:
     return _report_sink(result, label)
 
 
+def _sized(events: Iterator[dict[str, Any]], stats: Any, progress: Any) -> Iterator[dict[str, Any]]:
+    """The replayed events, giving ``progress`` its total once the replay's first read counted it."""
+    for event in events:
+        if progress.expected is None:
+            progress.set_expected(stats.expected_events)
+        yield event
+
+
 def _replay(args: argparse.Namespace) -> int:
     from adclick.contract import now_utc
     from adclick.privacy import MissingHashKeyError
+    from adclick.progress import Progress
     from adclick.settings import get_settings
     from traffic.replay import ReplayError, ReplayStats, replay_events
     from traffic.sinks import SinkError, post_to_api, send_to_kafka, with_clock, write_ndjson
@@ -258,23 +275,26 @@ def _replay(args: argparse.Namespace) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     stats = ReplayStats()
-    events = replay_events(args.file, end=end, stats=stats, country=args.country)
+    progress = Progress("replay")
+    events = _sized(replay_events(args.file, end=end, stats=stats, country=args.country), stats, progress)
     try:
-        if args.out is not None:
-            result: Any = write_ndjson(events, args.out)
-            label = f"ndjson {args.out}"
-        elif args.to == "api":
-            result = post_to_api(
-                events,
-                url=_api_url(args, settings),
-                api_key=_api_key(args),
-                batch_size=args.batch_size,
-                compress=args.gzip,
-            )
-            label = "api"
-        else:
-            result = send_to_kafka(with_clock(events, end), settings=settings)
-            label = f"kafka {settings.topic_events}"
+        with progress:
+            if args.out is not None:
+                result: Any = write_ndjson(events, args.out, progress=progress)
+                label = f"ndjson {args.out}"
+            elif args.to == "api":
+                result = post_to_api(
+                    events,
+                    url=_api_url(args, settings),
+                    api_key=_api_key(args),
+                    batch_size=args.batch_size,
+                    compress=args.gzip,
+                    progress=progress,
+                )
+                label = "api"
+            else:
+                result = send_to_kafka(with_clock(events, end), settings=settings, progress=progress)
+                label = f"kafka {settings.topic_events}"
     except (ReplayError, SinkError, MissingHashKeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -365,6 +365,17 @@ def _volume(config: GeneratorConfig, world: _World) -> tuple[float, int]:
     return max(clicks - bot_clicks, 0) / world.expected_ctr, bot_clicks
 
 
+def expected_sends(config: GeneratorConfig, *, key: bytes = LOCAL_DEV_KEY) -> int:
+    """About how many events a run sends, retries included (a progress bar's total; the truth
+    has the exact counts afterwards)."""
+    world = _build_world(config, key)
+    impressions, bot_clicks = _volume(config, world)
+    rates = world.campaign_conversion_rate.values()
+    clicks = impressions * world.expected_ctr
+    events = impressions + clicks * (1 + sum(rates) / max(len(rates), 1)) + bot_clicks
+    return round(events * (1 + config.duplicate_rate))
+
+
 def _bot_clicks(
     config: GeneratorConfig, world: _World, rng: random.Random, total: int
 ) -> tuple[list[tuple[int, dict[str, Any]]], list[dict[str, Any]]]:

@@ -60,6 +60,7 @@ class ReplayStats:
     first_time: str | None = None  # earliest event time in the file, original clock
     last_time: str | None = None  # latest event time in the file, original clock
     shift: timedelta | None = None  # added to every original time
+    expected_events: int | None = None  # clicks + conversions the file holds, known after the first read
 
 
 @dataclass(frozen=True)
@@ -145,7 +146,9 @@ def replay_events(
     path = Path(path)
     stats = stats if stats is not None else ReplayStats()
     first = last = None
+    expected = 0
     for row in _rows(path):
+        expected += 1 if row.attributed_ms is None else 2
         latest = row.click_ms if row.attributed_ms is None else max(row.click_ms, row.attributed_ms)
         first = row.click_ms if first is None else min(first, row.click_ms)
         last = latest if last is None else max(last, latest)
@@ -154,6 +157,7 @@ def replay_events(
     shift_ms = to_ms(end) - last
     stats.first_time, stats.last_time = rfc3339_ms(first), rfc3339_ms(last)
     stats.shift = timedelta(milliseconds=shift_ms)
+    stats.expected_events = expected
 
     for row in _rows(path):
         stats.rows += 1

@@ -8,7 +8,8 @@
 * :func:`post_to_api`: ``POST /v1/events/batch`` in batches of up to 1,000 (JSON array), retrying
   429/503 (honouring ``Retry-After``) and connection errors; the event ids make retries safe.
 
-Every sink consumes its input lazily and prints a rate/total line on stderr every few seconds.
+Every sink consumes its input lazily and shows its progress on stderr (:mod:`adclick.progress`: a
+bar on a terminal, a rate/total line every few seconds otherwise).
 """
 
 from __future__ import annotations
@@ -16,17 +17,17 @@ from __future__ import annotations
 import email.utils
 import gzip
 import itertools
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import orjson
 
 from adclick.contract import ContractError, to_event, validate_incoming
+from adclick.progress import Progress  # re-exported: the commands and tests import it from here
 from adclick.settings import Settings
 from traffic.generator import to_ms
 from traffic.truth import Truth
@@ -38,48 +39,6 @@ _KEPT_ERRORS = 100
 
 class SinkError(RuntimeError):
     """A sink cannot deliver (Kafka unreachable, the API refusing a batch or out of retries)."""
-
-
-class Progress:
-    """A ``label: total, rate`` line on ``stream`` (stderr) at most every ``every_seconds``."""
-
-    def __init__(
-        self,
-        label: str,
-        *,
-        every_seconds: float = 5.0,
-        stream: TextIO | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.label = label
-        self.every_seconds = every_seconds
-        self.stream = stream if stream is not None else sys.stderr
-        self.clock = clock
-        self.total = 0
-        self.lines = 0
-        self._started = clock()
-        self._last = self._started
-
-    def tick(self, n: int = 1) -> None:
-        self.total += n
-        now = self.clock()
-        if now - self._last >= self.every_seconds:
-            self._last = now
-            self._print(now)
-
-    def done(self) -> None:
-        """A final line, only when the run was long enough to have shown progress."""
-        if self.lines:
-            self._print(self.clock())
-
-    def _print(self, now: float) -> None:
-        elapsed = max(now - self._started, 1e-9)
-        self.lines += 1
-        print(
-            f"{self.label}: {self.total:,} events, {self.total / elapsed:,.0f}/s, {elapsed:,.0f}s",
-            file=self.stream,
-            flush=True,
-        )
 
 
 # --- NDJSON files ---------------------------------------------------------------------------

@@ -37,6 +37,19 @@ def test_every_dag_has_tags_retries_docs(dagbag) -> None:
         assert dag.doc_md and dag.doc_md.strip(), f"{dag_id} has no doc_md"
 
 
+def test_every_dag_alerts_on_a_failed_run_and_the_batch_tasks_on_their_failure(dagbag) -> None:
+    from batch_layer.dag_support import on_failure, on_run_failure
+
+    def listed(callbacks) -> list:
+        return callbacks if isinstance(callbacks, list) else [callbacks]
+
+    for dag_id, dag in dagbag.dags.items():
+        assert on_run_failure in listed(dag.on_failure_callback), f"{dag_id} has no run failure alert"
+    for dag_id in ("daily_batch", "monthly_rollup", "fraud_model_training", "data_quality_report"):
+        for task in dagbag.dags[dag_id].tasks:
+            assert on_failure in listed(task.on_failure_callback), f"{dag_id}.{task.task_id}: no alert"
+
+
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
 def test_catchup_is_explicit(path: Path) -> None:
     tree = ast.parse(path.read_text())

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import io
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,7 +28,6 @@ from traffic.generator import (
 )
 from traffic.sinks import (
     ApiError,
-    Progress,
     batch_url,
     post_to_api,
     send_to_kafka,
@@ -130,19 +128,6 @@ def test_write_ndjson(tmp_path: Path) -> None:
     assert users == truth.users
     assert set(users[0]) == {"user_key", "age_group", "segment"}
     assert not (tmp_path / "out" / "events.ndjson.partial").exists()
-
-
-def test_progress_line_every_interval() -> None:
-    stream = io.StringIO()
-    ticks = iter([0.0, 1.0, 6.0, 7.0, 12.5, 13.0])
-    progress = Progress("gen", every_seconds=5.0, stream=stream, clock=lambda: next(ticks))
-    for _ in range(4):
-        progress.tick(10)
-    progress.done()
-    lines = stream.getvalue().splitlines()
-    assert lines[0].startswith("gen: 20 events")
-    assert lines[-1].startswith("gen: 40 events")
-    assert len(lines) == 3
 
 
 class FakeFuture:
