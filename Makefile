@@ -6,16 +6,18 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 
-.PHONY: lock install demo test test-unit test-integration up down status bench lint format jars clean
+.PHONY: lock install browser demo test test-unit test-integration up down status bench lint format jars clean
 
 install: $(STAMP)
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock pyproject.toml query_api/web/package-lock.json
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (adclick needs Python 3.11)"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@test -x $(BIN)/uv || $(BIN)/pip install -q "uv==$(UV_VERSION)"
 	$(BIN)/uv pip sync --python $(BIN)/python requirements.lock
 	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
+	@command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq npm; }
+	$(BIN)/python -m query_api.web_assets
 	@touch $(STAMP)
 
 # Re-resolve the pinned versions after changing pyproject.toml (never implicit: installs stay reproducible).
@@ -38,15 +40,19 @@ status: install
 demo: install
 	$(BIN)/adclick demo
 
-test: lint
+# The dashboard's browser tests drive Debian's Chromium (never a downloaded browser).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+
+test: lint browser
 	$(BIN)/adclick install
 	$(BIN)/pytest tests --durations=25
 
-test-unit: install
+test-unit: install browser
 	$(BIN)/adclick install
 	$(BIN)/pytest tests/unit
 
-test-integration: install
+test-integration: install browser
 	$(BIN)/adclick install
 	$(BIN)/pytest tests/integration
 
