@@ -13,6 +13,7 @@ The Spark schema of the Kafka record (:func:`spark_schema`) and the JSON Schema
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from datetime import UTC, datetime
@@ -120,6 +121,15 @@ class _Common(BaseModel):
         return value
 
 
+def _json_text(value: Any) -> str:
+    """Compact JSON of an unknown field's value; the stdlib takes what orjson refuses (integers
+    beyond 64 bits)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
 class IncomingEvent(_Common):
     """One event as sent by an ad server or CDN edge. Unknown fields go to ``attributes``.
 
@@ -157,7 +167,7 @@ class IncomingEvent(_Common):
             raise ContractError("attributes", f"at most {MAX_ATTRIBUTES} unknown fields are kept")
         out: dict[str, str] = {}
         for key, value in extras.items():
-            text = value if isinstance(value, str) else orjson.dumps(value).decode()
+            text = value if isinstance(value, str) else _json_text(value)
             if len(key) > MAX_ID or len(text) > MAX_ATTRIBUTE_VALUE:
                 raise ContractError(
                     key, f"unknown field too long (name <= {MAX_ID}, value <= {MAX_ATTRIBUTE_VALUE})"

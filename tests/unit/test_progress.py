@@ -167,7 +167,7 @@ def test_batch_over_days_shows_progress_per_day(monkeypatch, capsys, terminal: b
         def stop(self) -> None:
             pass
 
-    def run_step(spark, settings, job, day, log) -> None:
+    def run_step(spark, settings, job, day, log, fraud_model=None) -> None:
         days.append(day)
         log(f"{job} {day}: done")
 
