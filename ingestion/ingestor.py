@@ -239,20 +239,22 @@ class Ingestor:
     async def accept(self, events: Sequence[PreparedEvent]) -> tuple[int, int, bool]:
         """Dedup hint, keys, delivery. (accepted, duplicates, all durable)."""
         fresh: list[PreparedEvent] = []
+        rows: list[int] = []  # where each fresh event is in the hint's lookup
         batch_ids: set[str] = set()
         duplicates = 0
-        for event in events:
-            if event.event_id in batch_ids or self.dedup.seen(event.event_id):
+        hints = self.dedup.lookup([event.event_id for event in events])
+        for row, (event, seen) in enumerate(zip(events, hints.seen, strict=True)):
+            if seen or event.event_id in batch_ids:
                 duplicates += 1
                 continue
             batch_ids.add(event.event_id)
             fresh.append(event)
+            rows.append(row)
         if not fresh:
             return 0, duplicates, True
         durable = await self.deliver(self.records(fresh))
-        for event, ok in zip(fresh, durable, strict=True):
-            if ok:  # only what is kept may make a retry a "duplicate"
-                self.dedup.add(event.event_id)
+        # Only what is kept may make a retry a "duplicate"; its bit positions are not computed again.
+        self.dedup.remember(hints, [row for row, ok in zip(rows, durable, strict=True) if ok])
         self.stats["accepted"] += sum(durable)
         self.stats["duplicates"] += duplicates
         return len(fresh), duplicates, all(durable)
