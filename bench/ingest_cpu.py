@@ -14,7 +14,10 @@ machine hits them alike), each with a fresh ingestor (an empty duplicate hint):
 * ``validate_pseudonymise``: the per-event preparation (nesting depth, contract, keyed hashes,
   region, unknown fields to attributes);
 * ``pipeline``: preparation, duplicate hint, hot-key salting, record bytes and the hand-over
-  to the sink (what the batch endpoint spends per event, minus HTTP, body parsing and Kafka).
+  to the sink (what the batch endpoint spends per event, minus HTTP, body parsing and Kafka);
+* ``reference_validate`` and ``reference_validate_pseudonymise``, in the same run: the pydantic
+  reference path the compiled one must agree with (:func:`adclick.contract.validate_incoming`,
+  then :func:`~adclick.contract.to_event` and ``to_json``), which is what the API ran before.
 
 No peer: the figure is compared with the same benchmark before and after a change. A cProfile
 run of the pipeline stage lists the top costs (by own time) in the result.
@@ -42,7 +45,13 @@ BATCH = int(os.environ.get("BENCH_CPU_BATCH", "1000"))
 REPEATS = int(os.environ.get("BENCH_CPU_REPEATS", "5"))
 PROFILE_EVENTS = int(os.environ.get("BENCH_CPU_PROFILE_EVENTS", "10000"))
 TOP = 15
-STAGES = ("validate", "validate_pseudonymise", "pipeline")
+STAGES = (
+    "validate",
+    "validate_pseudonymise",
+    "pipeline",
+    "reference_validate",
+    "reference_validate_pseudonymise",
+)
 
 _BREAKERS: list[Callable[[dict[str, Any]], dict[str, Any]]] = [
     lambda e: {**e, "ts": "2000-01-01T00:00:00Z"},  # older than the late-arrival horizon
@@ -100,7 +109,7 @@ def _ingestor(settings: Settings, home: Path) -> Any:
 
 def _stages(ingestor: Any, loop: asyncio.AbstractEventLoop) -> dict[str, Callable[[list[Any]], int]]:
     """Per stage: a function over one batch of decoded events, returning how many were accepted."""
-    from adclick.contract import ContractError, validate_incoming
+    from adclick.contract import ContractError, to_event, validate_incoming
 
     settings = ingestor.settings
 
@@ -109,12 +118,7 @@ def _stages(ingestor: Any, loop: asyncio.AbstractEventLoop) -> dict[str, Callabl
         ok = 0
         for obj in batch:
             try:
-                validate_incoming(
-                    obj,
-                    now=now,
-                    late_horizon_days=settings.late_horizon_days,
-                    future_skew_minutes=settings.future_skew_minutes,
-                )
+                ingestor.validator.validate(obj, now)
                 ok += 1
             except ContractError:
                 pass
@@ -132,7 +136,31 @@ def _stages(ingestor: Any, loop: asyncio.AbstractEventLoop) -> dict[str, Callabl
         assert durable
         return accepted
 
-    return {"validate": validate, "validate_pseudonymise": validate_pseudonymise, "pipeline": pipeline}
+    def reference(batch: list[Any], *, record: bool) -> int:
+        now, received_ms = ingestor.now()
+        ok = 0
+        for obj in batch:
+            try:
+                incoming = validate_incoming(
+                    obj,
+                    now=now,
+                    late_horizon_days=settings.late_horizon_days,
+                    future_skew_minutes=settings.future_skew_minutes,
+                )
+                if record:
+                    to_event(incoming, key=ingestor.key, received_at_ms=received_ms).to_json()
+                ok += 1
+            except ContractError:
+                pass
+        return ok
+
+    return {
+        "validate": validate,
+        "validate_pseudonymise": validate_pseudonymise,
+        "pipeline": pipeline,
+        "reference_validate": lambda batch: reference(batch, record=False),
+        "reference_validate_pseudonymise": lambda batch: reference(batch, record=True),
+    }
 
 
 def _warm(settings: Settings, home: Path, name: str, workload: list[Any]) -> None:
@@ -183,7 +211,10 @@ def _profile(settings: Settings, workload: list[Any]) -> list[str]:
     pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(TOP)
     lines = out.getvalue().splitlines()
     start = next(i for i, line in enumerate(lines) if line.lstrip().startswith("ncalls"))
-    return [" ".join(line.split()) for line in lines[start : start + TOP + 1] if line.strip()]
+    root = str(Path(__file__).resolve().parent.parent) + "/"
+    return [
+        " ".join(line.replace(root, "").split()) for line in lines[start : start + TOP + 1] if line.strip()
+    ]
 
 
 def run(settings: Settings, context: dict | None = None) -> dict:
@@ -196,13 +227,16 @@ def run(settings: Settings, context: dict | None = None) -> dict:
             best[name] = min(best.get(name, float("inf")), seconds)
     per_event = {name: best[name] / len(workload) * 1e6 for name in STAGES}
     assert accepted["pipeline"] == len(workload) - invalid, accepted
+    assert accepted["validate"] == accepted["reference_validate"], accepted
     profile = _profile(settings, workload[:PROFILE_EVENTS])
     for line in profile:
         print("  " + line)
+    us = per_event
     summary = (
-        f"{per_event['pipeline']:.1f} us/event CPU for the whole pipeline without producing "
-        f"(validate {per_event['validate']:.1f}, + pseudonymise {per_event['validate_pseudonymise']:.1f}; "
-        f"{len(workload):,} events, {invalid:,} invalid)"
+        f"{us['pipeline']:.1f} us/event CPU for the whole pipeline without producing "
+        f"(validate {us['validate']:.1f}, + pseudonymise {us['validate_pseudonymise']:.1f}; "
+        f"{len(workload):,} events, {invalid:,} invalid; the pydantic reference path: validate "
+        f"{us['reference_validate']:.1f}, + pseudonymise {us['reference_validate_pseudonymise']:.1f})"
     )
     return write_result(
         "ingest_cpu",
