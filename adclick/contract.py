@@ -7,8 +7,12 @@ Two shapes of one event:
   personal data is replaced by keyed hashes (``user_key``, ``ip_key``), ``ts`` is epoch
   milliseconds (UTC), ``region`` is derived from ``country``, unknown fields live in ``attributes``.
 
-The Spark schema of the Kafka record (:func:`spark_schema`) and the JSON Schema
-(:func:`json_schema`) are both derived from :class:`Event`, so they cannot drift apart.
+The Spark schema of the Kafka record (:func:`spark_schema`) is derived from :class:`Event`, the
+JSON Schema (:func:`json_schema`, the API's OpenAPI) from :class:`IncomingEvent`, and so is the
+ingestion API's compiled validator (:mod:`ingestion.validator`: a msgspec struct built from
+:class:`IncomingEvent`'s fields, calling the same check functions defined here), so none of
+them can drift apart. :func:`validate_incoming` and :func:`to_event` are the reference path
+(pydantic): what the compiled validator must agree with, verdict and message.
 """
 
 from __future__ import annotations
@@ -16,13 +20,23 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 import orjson
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
-from adclick.geo import COUNTRIES
+from adclick.geo import COUNTRIES, region_of
+from adclick.privacy import pseudonymise
 
 EVENT_TYPES = ("click", "impression", "conversion")
 SCHEMA_VERSION = 1
@@ -41,11 +55,11 @@ class ContractError(ValueError):
         self.reason = reason
 
 
-def _parse_ts(value: Any) -> datetime:
+def parse_event_time(value: Any) -> datetime:
     """RFC 3339 with an explicit zone, or epoch milliseconds."""
     if isinstance(value, bool):
         raise ValueError("must be an RFC 3339 timestamp with zone or epoch milliseconds")
-    if isinstance(value, int | float):
+    if isinstance(value, (int, float)):  # a tuple: `int | float` would build a union per call
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError("must be a finite number of epoch milliseconds")
         try:
@@ -66,7 +80,24 @@ def _parse_ts(value: Any) -> datetime:
     raise ValueError("must be an RFC 3339 timestamp with zone or epoch milliseconds")
 
 
-def _uuid_text(value: Any) -> str:
+def event_time_window(
+    now: datetime, late_horizon_days: int = 7, future_skew_minutes: int = 5
+) -> tuple[datetime, datetime]:
+    """The accepted event times around the server clock ``now``: (earliest, latest), inclusive."""
+    return now - timedelta(days=late_horizon_days), now + timedelta(minutes=future_skew_minutes)
+
+
+def check_event_time(parsed: datetime, earliest: datetime, latest: datetime) -> datetime:
+    """``parsed`` if inside the window of :func:`event_time_window`, else :class:`ValueError`."""
+    if parsed < earliest:
+        raise ValueError(f"is older than the late-arrival horizon ({earliest.isoformat()})")
+    if parsed > latest:
+        raise ValueError(f"is more than the allowed clock skew in the future ({latest.isoformat()})")
+    return parsed
+
+
+def uuid_text(value: Any) -> str:
+    """The canonical (lower-case, hyphenated) text of a UUID string."""
     if not isinstance(value, str):
         raise ValueError("must be a UUID string")
     try:
@@ -75,16 +106,50 @@ def _uuid_text(value: Any) -> str:
         raise ValueError("must be a UUID") from exc
 
 
-def _finite(value: Any) -> Any:
+def finite(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError("must be a finite number")
     return value
 
 
+def country_code(value: Any) -> Any:
+    """An ISO 3166-1 alpha-2 code, upper-cased; a non-string passes (the type check refuses it)."""
+    if isinstance(value, str):
+        code = value.strip().upper()
+        if code not in COUNTRIES:
+            raise ValueError("must be an ISO 3166-1 alpha-2 country code")
+        return code
+    return value
+
+
+def _json_text(value: Any) -> str:
+    """Compact JSON of an unknown field's value; the stdlib takes what orjson refuses (integers
+    beyond 64 bits)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def attributes_of(extras: Mapping[str, Any]) -> dict[str, str]:
+    """Unknown fields, kept (not dropped) as a string map; :class:`ContractError` if too many or long."""
+    if len(extras) > MAX_ATTRIBUTES:
+        raise ContractError("attributes", f"at most {MAX_ATTRIBUTES} unknown fields are kept")
+    out: dict[str, str] = {}
+    for key, value in extras.items():
+        text = value if isinstance(value, str) else _json_text(value)
+        if len(key) > MAX_ID or len(text) > MAX_ATTRIBUTE_VALUE:
+            raise ContractError(
+                key, f"unknown field too long (name <= {MAX_ID}, value <= {MAX_ATTRIBUTE_VALUE})"
+            )
+        out[key] = text
+    return out
+
+
 Id = Annotated[str, Field(min_length=1, max_length=MAX_ID, pattern=r"^[A-Za-z0-9._:\-]+$")]
 Text = Annotated[str, Field(max_length=MAX_TEXT)]
-Uuid = Annotated[str, BeforeValidator(_uuid_text)]
-Coordinate = Annotated[float, BeforeValidator(_finite), Field(ge=0, le=100_000)]
+Uuid = Annotated[str, BeforeValidator(uuid_text)]
+Coordinate = Annotated[float, BeforeValidator(finite), Field(ge=0, le=100_000)]
 Micros = Annotated[int, Field(ge=0, le=10**15)]
 
 
@@ -113,21 +178,7 @@ class _Common(BaseModel):
     @field_validator("country", mode="before")
     @classmethod
     def _country(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            code = value.strip().upper()
-            if code not in COUNTRIES:
-                raise ValueError("must be an ISO 3166-1 alpha-2 country code")
-            return code
-        return value
-
-
-def _json_text(value: Any) -> str:
-    """Compact JSON of an unknown field's value; the stdlib takes what orjson refuses (integers
-    beyond 64 bits)."""
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        return country_code(value)
 
 
 class IncomingEvent(_Common):
@@ -146,34 +197,17 @@ class IncomingEvent(_Common):
     @field_validator("ts", mode="before")
     @classmethod
     def _ts(cls, value: Any, info: ValidationInfo) -> datetime:
-        parsed = _parse_ts(value)
+        parsed = parse_event_time(value)
         ctx = info.context or {}
         now: datetime | None = ctx.get("now")
-        if now is not None:
-            from datetime import timedelta
-
-            earliest = now - timedelta(days=ctx.get("late_horizon_days", 7))
-            latest = now + timedelta(minutes=ctx.get("future_skew_minutes", 5))
-            if parsed < earliest:
-                raise ValueError(f"is older than the late-arrival horizon ({earliest.isoformat()})")
-            if parsed > latest:
-                raise ValueError(f"is more than the allowed clock skew in the future ({latest.isoformat()})")
-        return parsed
+        if now is None:
+            return parsed
+        window = event_time_window(now, ctx.get("late_horizon_days", 7), ctx.get("future_skew_minutes", 5))
+        return check_event_time(parsed, *window)
 
     def extra_attributes(self) -> dict[str, str]:
         """Unknown fields, kept (not dropped) as a string map."""
-        extras = self.model_extra or {}
-        if len(extras) > MAX_ATTRIBUTES:
-            raise ContractError("attributes", f"at most {MAX_ATTRIBUTES} unknown fields are kept")
-        out: dict[str, str] = {}
-        for key, value in extras.items():
-            text = value if isinstance(value, str) else _json_text(value)
-            if len(key) > MAX_ID or len(text) > MAX_ATTRIBUTE_VALUE:
-                raise ContractError(
-                    key, f"unknown field too long (name <= {MAX_ID}, value <= {MAX_ATTRIBUTE_VALUE})"
-                )
-            out[key] = text
-        return out
+        return attributes_of(self.model_extra or {})
 
 
 class Event(_Common):
@@ -235,8 +269,6 @@ def validate_incoming(
     obj: Any, *, now: datetime, late_horizon_days: int = 7, future_skew_minutes: int = 5
 ) -> IncomingEvent:
     """Validate one decoded JSON value; raise :class:`ContractError` naming the first bad field."""
-    from pydantic import ValidationError
-
     if not isinstance(obj, dict):
         raise ContractError("event", "must be a JSON object")
     context = {"now": now, "late_horizon_days": late_horizon_days, "future_skew_minutes": future_skew_minutes}
@@ -259,9 +291,6 @@ def to_event(
     edge_country: str | None = None,
 ) -> Event:
     """The Kafka record of an accepted event: hashes personal data, derives region, keeps extras."""
-    from adclick.geo import region_of
-    from adclick.privacy import pseudonymise
-
     data = incoming.model_dump(exclude={"ts", "user_id", "ip"}, exclude_none=True)
     for extra in incoming.model_extra or {}:
         data.pop(extra, None)

@@ -12,8 +12,9 @@ This module only assembles the app: the core that every request goes through is
 documentation :mod:`ingestion.schemas` and the Prometheus metrics :mod:`ingestion.metrics`.
 
 The hot path avoids pydantic in the request signature: the raw body is read with size caps
-(:mod:`ingestion.limits`), parsed with orjson, validated with
-:func:`adclick.contract.validate_incoming` and answered with orjson bytes.
+(:mod:`ingestion.limits`), parsed with orjson, validated by the compiled contract
+(:mod:`ingestion.validator`, pydantic only for the refusals and lenient values it defers),
+written as record bytes directly (:mod:`ingestion.event_record`) and answered with orjson bytes.
 """
 
 from __future__ import annotations

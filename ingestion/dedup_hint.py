@@ -18,6 +18,11 @@ Defaults (5,000 events/s, 600 s, 1e-6): three filters of ~5.4 MB with k = 20. Fi
 to capacity starts a new one early, so the false-positive rate holds under overload at the
 cost of a shorter memory. The digest is keyed with a per-process random key, so clients cannot
 craft ids that collide on purpose.
+
+A request's ids are looked up together (:meth:`DuplicateHint.lookup`) and the kept ones are
+remembered later from the same bit positions (:meth:`DuplicateHint.remember`: hashed once per
+id). From ``_VECTOR_MIN`` ids on, positions, probes and inserts run as numpy array operations over
+the filters' bytes (the same bits as the per-id path, a few microseconds less per id).
 """
 
 from __future__ import annotations
@@ -26,9 +31,12 @@ import hashlib
 import math
 import os
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+
+import numpy as np
 
 _MAX_HASHES = 32
+_VECTOR_MIN = 16  # ids a lookup takes before numpy pays for its fixed cost per call
 
 
 class BloomFilter:
@@ -37,17 +45,46 @@ class BloomFilter:
     def __init__(self, num_bits: int) -> None:
         self.num_bits = num_bits
         self.bits = bytearray((num_bits + 7) // 8)
+        self.view = np.frombuffer(self.bits, dtype=np.uint8)  # the same memory, for batches
         self.count = 0
 
     def contains(self, positions: Iterable[int]) -> bool:
         bits = self.bits
-        return all(bits[p >> 3] & (1 << (p & 7)) for p in positions)
+        for p in positions:  # noqa: SIM110 (a plain loop: no generator per call; a fresh id misses early)
+            if not bits[p >> 3] & (1 << (p & 7)):
+                return False
+        return True
 
     def add(self, positions: Iterable[int]) -> None:
         bits = self.bits
         for p in positions:
             bits[p >> 3] |= 1 << (p & 7)
         self.count += 1
+
+    def contains_many(self, offsets: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        """Per row of (byte offset, bit mask) pairs: are all its bits set?"""
+        return np.all(self.view[offsets] & masks, axis=1)
+
+    def add_many(self, offsets: np.ndarray, masks: np.ndarray) -> None:
+        np.bitwise_or.at(self.view, offsets.ravel(), masks.ravel())  # repeated bytes OR together
+        self.count += len(offsets)
+
+
+class Hints:
+    """A :meth:`DuplicateHint.lookup` answer: ``seen`` per id, and the ids' bit addresses for
+    :meth:`DuplicateHint.remember` (positions lists, or numpy offsets and masks for a batch)."""
+
+    def __init__(
+        self,
+        seen: list[bool],
+        positions: list[list[int]] | None = None,
+        offsets: np.ndarray | None = None,
+        masks: np.ndarray | None = None,
+    ) -> None:
+        self.seen = seen
+        self.positions = positions
+        self.offsets = offsets
+        self.masks = masks
 
 
 def bloom_parameters(capacity: int, fp_rate: float) -> tuple[int, int]:
@@ -80,6 +117,8 @@ class DuplicateHint:
         self.num_bits, self.num_hashes = bloom_parameters(self.capacity, fp_rate)
         self.clock = clock
         self._key = os.urandom(16)
+        self._keyed = hashlib.blake2b(digest_size=16, key=self._key)  # copied per id: the key block once
+        self._steps = np.arange(self.num_hashes, dtype=np.uint64)
         self._filters: deque[BloomFilter] = deque([BloomFilter(self.num_bits)])
         self._started = clock()
 
@@ -93,6 +132,16 @@ class DuplicateHint:
             self._filters.popleft()
 
     def _rotate(self) -> None:
+        self._rotate_by_time()
+        if self._filters[-1].count >= self.capacity:
+            self._rotate_full()
+
+    def _rotate_full(self) -> None:
+        # More ids than planned: a fresh filter keeps the false-positive rate, memory gets shorter.
+        self._push()
+        self._started = self.clock()
+
+    def _rotate_by_time(self) -> None:
         now = self.clock()
         elapsed = now - self._started
         if elapsed >= self.span * self.generations:
@@ -105,17 +154,17 @@ class DuplicateHint:
             for _ in range(steps):
                 self._push()
             self._started += steps * self.span
-        elif self._filters[-1].count >= self.capacity:
-            # More ids than planned: a fresh filter keeps the false-positive rate, memory gets shorter.
-            self._push()
-            self._started = now
 
     def positions(self, event_id: str) -> list[int]:
-        digest = hashlib.blake2b(event_id.encode(), digest_size=16, key=self._key).digest()
-        h1 = int.from_bytes(digest[:8], "little")
-        h2 = int.from_bytes(digest[8:], "little") | 1
+        """The ``num_hashes`` bit positions of ``event_id``: ``(h1 + i * h2) mod bits``."""
+        hasher = self._keyed.copy()
+        hasher.update(event_id.encode())
+        digest = hasher.digest()
         m = self.num_bits
-        return [(h1 + i * h2) % m for i in range(self.num_hashes)]
+        # Reduced mod m first: the same positions, computed on small ints.
+        h1 = int.from_bytes(digest[:8], "little") % m
+        h2 = (int.from_bytes(digest[8:], "little") | 1) % m
+        return [x % m for x in range(h1, h1 + h2 * self.num_hashes, h2)] if h2 else [h1] * self.num_hashes
 
     def seen(self, event_id: str) -> bool:
         """Whether ``event_id`` was added within the window (may be a false positive)."""
@@ -126,6 +175,55 @@ class DuplicateHint:
     def add(self, event_id: str) -> None:
         self._rotate()
         self._filters[-1].add(self.positions(event_id))
+
+    def addresses(self, event_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`positions` of many ids at once, as (byte offsets, bit masks), one row per id."""
+        digests = []
+        keyed = self._keyed
+        for event_id in event_ids:
+            hasher = keyed.copy()
+            hasher.update(event_id.encode())
+            digests.append(hasher.digest())
+        halves = np.frombuffer(b"".join(digests), dtype="<u8").reshape(-1, 2)
+        m = np.uint64(self.num_bits)
+        h1 = halves[:, 0] % m
+        h2 = (halves[:, 1] | np.uint64(1)) % m
+        positions = (h1[:, None] + h2[:, None] * self._steps) % m  # < 33 m: no uint64 overflow
+        offsets = (positions >> np.uint64(3)).astype(np.intp)
+        masks = np.left_shift(np.uint8(1), (positions & np.uint64(7)).astype(np.uint8))
+        return offsets, masks
+
+    def lookup(self, event_ids: Sequence[str]) -> Hints:
+        """:meth:`seen` for each id, with what :meth:`remember` needs to add them without rehashing."""
+        self._rotate()
+        filters = list(reversed(self._filters))
+        if len(event_ids) < _VECTOR_MIN:
+            positions = [self.positions(event_id) for event_id in event_ids]
+            return Hints([any(f.contains(p) for f in filters) for p in positions], positions=positions)
+        offsets, masks = self.addresses(event_ids)
+        seen = np.zeros(len(event_ids), dtype=bool)
+        for f in filters:
+            seen |= f.contains_many(offsets, masks)
+        return Hints(seen.tolist(), offsets=offsets, masks=masks)
+
+    def remember(self, hints: Hints, rows: Sequence[int]) -> None:
+        """:meth:`add` the ids at ``rows`` of a :meth:`lookup` (a full filter starts a new one)."""
+        self._rotate_by_time()
+        if hints.positions is not None:
+            for row in rows:
+                if self._filters[-1].count >= self.capacity:
+                    self._rotate_full()
+                self._filters[-1].add(hints.positions[row])
+            return
+        assert hints.offsets is not None and hints.masks is not None
+        todo = np.asarray(rows, dtype=np.intp)
+        while len(todo):
+            room = self.capacity - self._filters[-1].count
+            if room <= 0:
+                self._rotate_full()
+                continue
+            chunk, todo = todo[:room], todo[room:]
+            self._filters[-1].add_many(hints.offsets[chunk], hints.masks[chunk])
 
     def seen_or_add(self, event_id: str) -> bool:
         """True if seen before (not added again, so it is still forgotten on time); else add it."""

@@ -3,12 +3,14 @@
 Reads decoded JSON values (one per event) and the request's client IP and API key; writes one
 Kafka record per accepted event through the sink (:mod:`ingestion.producer`), or appends it to
 the local spool (:mod:`ingestion.spool`) when Kafka does not acknowledge in time. Per event:
-nesting depth, the contract (:func:`adclick.contract.validate_incoming`), pseudonymisation
-(:func:`adclick.contract.to_event` with the keyed hash), the duplicate hint
-(:mod:`ingestion.dedup_hint`), the record key with hot-ad salting (:mod:`ingestion.hot_keys`),
-then delivery. An event counts as durable only once Kafka acknowledged it (``acks=all``) or the
-spool append returned (fsynced with ``spool_fsync=always``); only durable events are remembered
-by the duplicate hint, so a retry of an event that was not kept is accepted again.
+nesting depth, the contract (the compiled :mod:`ingestion.validator`, same verdicts and
+messages as :func:`adclick.contract.validate_incoming`), the record value with the keyed hashes
+(:mod:`ingestion.event_record`, the bytes :func:`adclick.contract.to_event` would give), the
+duplicate hint (:mod:`ingestion.dedup_hint`), the record key with hot-ad salting
+(:mod:`ingestion.hot_keys`), then delivery. An event counts as durable only once Kafka
+acknowledged it (``acks=all``) or the spool append returned (fsynced with
+``spool_fsync=always``); only durable events are remembered by the duplicate hint, so a retry of
+an event that was not kept is accepted again.
 
 Blocking kafka-python calls and spool writes run in the ingestor's thread pool, never on the
 event loop.
@@ -25,12 +27,13 @@ from typing import Any
 
 from fastapi import Request, Response
 
-from adclick.contract import ContractError, Event, IncomingEvent, to_event, validate_incoming
-from adclick.privacy import hash_key
+from adclick.contract import ContractError
+from adclick.privacy import Pseudonymiser, hash_key
 from adclick.settings import Settings
 from ingestion.auth import HEADER as API_KEY_HEADER
 from ingestion.auth import REFUSAL, ApiKeys
 from ingestion.dedup_hint import DuplicateHint
+from ingestion.event_record import PreparedEvent, build_record
 from ingestion.hot_keys import HotKeys
 from ingestion.limits import BodyError, json_depth_exceeds
 from ingestion.producer import EventSink, KafkaSink, Record, SinkState, deliver
@@ -39,6 +42,7 @@ from ingestion.redirect import MissingRedirectKeyError, redirect_key
 from ingestion.request_parsing import client_ip
 from ingestion.responses import Refusal, error_response, field_text
 from ingestion.spool import Spool, SpoolDrainer, SpoolFull
+from ingestion.validator import EventValidator
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +67,10 @@ class Ingestor:
         self.settings = settings
         self.clock = clock
         self.key = hash_key(settings)  # raises MissingHashKeyError outside local/test without a key
+        self.hasher = Pseudonymiser(self.key)
+        self.validator = EventValidator(
+            late_horizon_days=settings.late_horizon_days, future_skew_minutes=settings.future_skew_minutes
+        )
         try:
             self.redirect_key: bytes | None = redirect_key(settings)
         except MissingRedirectKeyError as exc:
@@ -155,25 +163,23 @@ class Ingestor:
             raise Refusal(self.too_many(wait, "this client IP or API key"))
 
     # events
-    def prepare(self, obj: Any, now: datetime, received_ms: int, edge_country: str | None) -> Event:
+    def prepare(self, obj: Any, now: datetime, received_ms: int, edge_country: str | None) -> PreparedEvent:
         """One decoded JSON value -> the Kafka event, or :class:`ContractError` (raw PII scrubbed)."""
-        if json_depth_exceeds(obj, self.settings.max_json_depth):
-            raise ContractError("event", f"nested deeper than {self.settings.max_json_depth} levels")
+        depth = self.settings.max_json_depth
+        if json_depth_exceeds(obj, depth):
+            raise ContractError("event", f"nested deeper than {depth} levels")
         try:
-            incoming: IncomingEvent = validate_incoming(
-                obj,
-                now=now,
-                late_horizon_days=self.settings.late_horizon_days,
-                future_skew_minutes=self.settings.future_skew_minutes,
+            valid = self.validator.validate(obj, now)
+            return build_record(
+                valid, hasher=self.hasher, received_at_ms=received_ms, edge_country=edge_country
             )
-            return to_event(incoming, key=self.key, received_at_ms=received_ms, edge_country=edge_country)
         except ContractError as exc:
             raise ContractError(exc.field, _scrub(exc.reason, obj)) from None
 
     def prepare_many(
         self, items: Sequence[tuple[int, Any]], now: datetime, received_ms: int, edge_country: str | None
-    ) -> tuple[list[tuple[int, Event]], list[dict[str, Any]]]:
-        events: list[tuple[int, Event]] = []
+    ) -> tuple[list[tuple[int, PreparedEvent]], list[dict[str, Any]]]:
+        events: list[tuple[int, PreparedEvent]] = []
         rejected: list[dict[str, Any]] = []
         for index, obj in items:
             if isinstance(obj, BodyError):
@@ -185,9 +191,9 @@ class Ingestor:
                 rejected.append({"index": index, "error": f"{field_text(exc.field)}: {exc.reason}"})
         return events, rejected
 
-    def records(self, events: Sequence[Event]) -> list[Record]:
+    def records(self, events: Sequence[PreparedEvent]) -> list[Record]:
         keys = self.hot.keys_for([(e.ad_id, e.event_id) for e in events])
-        return [(key.encode(), event.to_json()) for key, event in zip(keys, events, strict=True)]
+        return [(key.encode(), event.value) for key, event in zip(keys, events, strict=True)]
 
     async def deliver(self, records: Sequence[Record]) -> list[bool]:
         """Per record: durable (acknowledged by Kafka or fsynced to the spool)?"""
@@ -230,24 +236,26 @@ class Ingestor:
             headers={"Retry-After": str(_UNAVAILABLE_RETRY_AFTER)},
         )
 
-    async def accept(self, events: Sequence[Event]) -> tuple[int, int, bool]:
+    async def accept(self, events: Sequence[PreparedEvent]) -> tuple[int, int, bool]:
         """Dedup hint, keys, delivery. (accepted, duplicates, all durable)."""
-        fresh: list[Event] = []
+        fresh: list[PreparedEvent] = []
+        rows: list[int] = []  # where each fresh event is in the hint's lookup
         batch_ids: set[str] = set()
         duplicates = 0
-        for event in events:
-            if event.event_id in batch_ids or self.dedup.seen(event.event_id):
+        hints = self.dedup.lookup([event.event_id for event in events])
+        for row, (event, seen) in enumerate(zip(events, hints.seen, strict=True)):
+            if seen or event.event_id in batch_ids:
                 duplicates += 1
                 continue
             batch_ids.add(event.event_id)
             fresh.append(event)
+            rows.append(row)
         if not fresh:
             self.stats["duplicates"] += duplicates  # a request of duplicates only counts them too
             return 0, duplicates, True
         durable = await self.deliver(self.records(fresh))
-        for event, ok in zip(fresh, durable, strict=True):
-            if ok:  # only what is kept may make a retry a "duplicate"
-                self.dedup.add(event.event_id)
+        # Only what is kept may make a retry a "duplicate"; its bit positions are not computed again.
+        self.dedup.remember(hints, [row for row, ok in zip(rows, durable, strict=True) if ok])
         self.stats["accepted"] += sum(durable)
         self.stats["duplicates"] += duplicates
         return len(fresh), duplicates, all(durable)

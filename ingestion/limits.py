@@ -18,6 +18,8 @@ import orjson
 GZIP_MAGIC = b"\x1f\x8b"
 MAX_GZIP_MEMBERS = 1_000  # concatenated members; each costs a fresh inflater
 _GZIP_WBITS = 16 + zlib.MAX_WBITS  # gzip container only (no raw zlib, no auto-detect)
+_CONTAINERS = (dict, list)  # a tuple, not `dict | list`: that builds a new union on every call
+_SCALARS = frozenset((str, int, float, bool, type(None)))
 
 
 class BodyError(ValueError):
@@ -162,8 +164,10 @@ def json_depth_exceeds(value: Any, limit: int) -> bool:
     Iterative (no recursion), stops at the first path over the limit, and skips scalars fast,
     so a normal flat event costs one pass over its values.
     """
-    if not isinstance(value, dict | list):
+    if not isinstance(value, _CONTAINERS):
         return False
+    if limit >= 1 and type(value) is dict and _SCALARS.issuperset(map(type, value.values())):
+        return False  # the usual flat event, checked in C
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         node, depth = stack.pop()
@@ -171,6 +175,6 @@ def json_depth_exceeds(value: Any, limit: int) -> bool:
             return True
         children = node.values() if isinstance(node, dict) else node
         for child in children:
-            if isinstance(child, dict | list):
+            if isinstance(child, _CONTAINERS):
                 stack.append((child, depth + 1))
     return False

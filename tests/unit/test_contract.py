@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import math
+import hashlib
+import hmac
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 import pytest
+from contract_cases import CLICK_ID, EVENT_ID, INVALID, NOT_OBJECTS, NOW, full, minimal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,37 +23,7 @@ from adclick.contract import (
     to_event,
     validate_incoming,
 )
-from adclick.privacy import LOCAL_DEV_KEY, pseudonymise
-
-NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-EVENT_ID = "4e26177e-cf45-4e6f-93a6-3c2b68aaf461"
-CLICK_ID = "fd43fdde-e6e1-4380-b592-903a835cfe05"
-
-
-def minimal(**overrides: Any) -> dict[str, Any]:
-    event: dict[str, Any] = {"event_id": EVENT_ID, "ad_id": "ad-00001", "ts": "2025-03-01T11:00:00.250Z"}
-    event.update(overrides)
-    return {k: v for k, v in event.items() if v is not ...}
-
-
-def full() -> dict[str, Any]:
-    return minimal(
-        event_type="conversion",
-        campaign_id="cmp-0001",
-        user_id="user-123",
-        ip="203.0.113.7",
-        country="us",
-        user_agent="Mozilla/5.0 (iPhone; CPU iPhone OS 17_4_1 like Mac OS X)",
-        referrer="https://news.example.org/a/1",
-        page_url="https://shop.example.com/thanks",
-        placement_id="pl-news-300x250",
-        x=12.5,
-        y=0,
-        experiment_id="exp-01",
-        variant="B",
-        click_id=CLICK_ID,
-        revenue_micros=12_340_000,
-    )
+from adclick.privacy import LOCAL_DEV_KEY, Pseudonymiser, pseudonymise
 
 
 def field_of(obj: Any, **kwargs: Any) -> str:
@@ -111,47 +83,12 @@ def test_unknown_fields_are_kept() -> None:
 # --- invalid: each names the offending field --------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("obj", "field"),
-    [
-        (minimal(ad_id=...), "ad_id"),
-        (minimal(event_id=...), "event_id"),
-        (minimal(ts=...), "ts"),
-        (minimal(event_id="not-a-uuid"), "event_id"),
-        (minimal(event_id=12345), "event_id"),
-        (minimal(click_id="nope"), "click_id"),
-        (minimal(country="XX"), "country"),
-        (minimal(country="USA"), "country"),
-        (minimal(ts="2025-02-22T11:59:59Z"), "ts"),  # older than 7 days
-        (minimal(ts="2025-03-01T12:05:01Z"), "ts"),  # more than 5 minutes ahead
-        (minimal(ts="2025-03-01T11:00:00"), "ts"),  # no zone
-        (minimal(ts="2025-03-01"), "ts"),  # no time
-        (minimal(ts="yesterday"), "ts"),
-        (minimal(ts=True), "ts"),
-        (minimal(ts=float("nan")), "ts"),
-        (minimal(ts=10**20), "ts"),
-        (minimal(x=-1), "x"),
-        (minimal(y=-0.5), "y"),
-        (minimal(x=float("nan")), "x"),
-        (minimal(y=math.inf), "y"),
-        (minimal(x=100_001), "x"),
-        (minimal(x="left"), "x"),
-        (minimal(cost_micros=-1), "cost_micros"),
-        (minimal(event_type="view"), "event_type"),
-        (minimal(ad_id=""), "ad_id"),
-        (minimal(ad_id="ad 1"), "ad_id"),
-        (minimal(ad_id="a" * 129), "ad_id"),
-        (minimal(user_agent="M" * 2049), "user_agent"),
-        (minimal(user_id="u" * 2049), "user_id"),
-        (minimal(ip="1" * 65), "ip"),
-        (minimal(page_url="https://x/" + "p" * 3000), "page_url"),
-    ],
-)
+@pytest.mark.parametrize(("obj", "field"), INVALID)
 def test_invalid_event_names_the_field(obj: dict[str, Any], field: str) -> None:
     assert field_of(obj) == field
 
 
-@pytest.mark.parametrize("obj", [[], [minimal()], "event", None, 42, b"{}"])
+@pytest.mark.parametrize("obj", NOT_OBJECTS)
 def test_non_object_is_refused_as_event(obj: Any) -> None:
     assert field_of(obj) == "event"
 
@@ -193,6 +130,17 @@ def test_to_event_hashes_personal_data() -> None:
     assert event.user_key != event.ip_key
     other = to_event(validate_incoming(full(), now=NOW), key=b"another-key", received_at_ms=0)
     assert other.user_key != event.user_key  # keyed: a different secret gives different keys
+
+
+@pytest.mark.parametrize("key", [b"", b"k", LOCAL_DEV_KEY, bytes(64), bytes(range(65)), b"x" * 200])
+@pytest.mark.parametrize("value", ["", "user-123", "203.0.113.7", "é中😀", "x" * 5000])
+def test_pseudonymiser_is_the_keyed_hmac(key: bytes, value: str) -> None:
+    hasher = Pseudonymiser(key)
+    assert hasher.user(value) == hmac.new(key, f"user\x00{value}".encode(), hashlib.sha256).hexdigest()[:32]
+    assert hasher.ip(value) == hmac.new(key, f"ip\x00{value}".encode(), hashlib.sha256).hexdigest()[:32]
+    assert hasher.user(value) == pseudonymise(key, value, domain="user")
+    assert hasher.user(None) is None
+    assert hasher.ip(None) is None
 
 
 def test_to_event_output_has_no_raw_personal_data() -> None:

@@ -3,9 +3,11 @@ salting (a decaying count-min sketch)."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 import zlib
 
+import pytest
 from ingestion_component_support import Clock
 
 from ingestion.dedup_hint import DuplicateHint, bloom_parameters
@@ -56,6 +58,53 @@ def test_duplicate_hint_starts_a_new_filter_when_full() -> None:
         hint.add(i)
     assert len(hint._filters) == 2
     assert all(hint.seen(i) for i in first + second)
+
+
+def test_positions_follow_the_double_hashing_formula() -> None:
+    hint = DuplicateHint(window_seconds=60, expected_rate=10, clock=Clock())
+    for event_id in [str(uuid.uuid4()) for _ in range(50)]:
+        digest = hashlib.blake2b(event_id.encode(), digest_size=16, key=hint._key).digest()
+        h1 = int.from_bytes(digest[:8], "little")
+        h2 = int.from_bytes(digest[8:], "little") | 1
+        expected = [(h1 + i * h2) % hint.num_bits for i in range(hint.num_hashes)]
+        assert hint.positions(event_id) == expected
+
+
+@pytest.mark.parametrize("n", [3, 200])  # the per-id path and the numpy one
+def test_batch_lookup_agrees_with_seen_and_remembers_only_the_given_rows(n: int) -> None:
+    hint = DuplicateHint(window_seconds=60, expected_rate=10, clock=Clock())
+    old = [str(uuid.uuid4()) for _ in range(n)]
+    for event_id in old[::2]:
+        hint.add(event_id)
+    hints = hint.lookup(old)
+    assert hints.seen == [i % 2 == 0 for i in range(n)] == [hint.seen(i) for i in old]
+    new = [str(uuid.uuid4()) for _ in range(n)]
+    hints = hint.lookup(new)
+    assert not any(hints.seen)
+    hint.remember(hints, range(0, n, 3))
+    assert [hint.seen(i) for i in new] == [i % 3 == 0 for i in range(n)]
+    assert hint.lookup(new).seen == [i % 3 == 0 for i in range(n)]
+
+
+def test_batch_addresses_are_the_positions_bits() -> None:
+    hint = DuplicateHint(window_seconds=60, expected_rate=10, clock=Clock())
+    ids = [str(uuid.uuid4()) for _ in range(100)]
+    offsets, masks = hint.addresses(ids)
+    for event_id, row_offsets, row_masks in zip(ids, offsets.tolist(), masks.tolist(), strict=True):
+        positions = hint.positions(event_id)
+        assert row_offsets == [p >> 3 for p in positions]
+        assert row_masks == [1 << (p & 7) for p in positions]
+
+
+@pytest.mark.parametrize("batch", [10, 500])
+def test_remembering_a_batch_starts_a_new_filter_when_full(batch: int) -> None:
+    hint = DuplicateHint(window_seconds=100, expected_rate=1, clock=Clock())  # capacity 1,000
+    ids = [str(uuid.uuid4()) for _ in range(1500)]
+    for start in range(0, len(ids), batch):
+        chunk = ids[start : start + batch]
+        hint.remember(hint.lookup(chunk), range(len(chunk)))
+    assert [f.count for f in hint._filters] == [1000, 500]
+    assert all(hint.seen(i) for i in ids)
 
 
 # --- hot keys -----------------------------------------------------------------------------------
