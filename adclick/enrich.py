@@ -108,6 +108,25 @@ def _one_row_per_key(dim: DataFrame, key: str, columns: dict[str, str]) -> DataF
     )
 
 
+def with_device_by_agent(df: DataFrame) -> DataFrame:
+    """:func:`with_device`, parsing each distinct ``user_agent`` once instead of every row.
+
+    A day repeats the same few thousand agents across millions of events: the regexes run on the
+    distinct agents and the result is joined back (null-safe, so a missing agent gets ``unknown``
+    like in :func:`with_device`). Adaptive execution broadcasts the parsed agents when they are
+    small, so the event rows are not shuffled for it. Same columns and values as :func:`with_device`.
+    """
+    parsed = (
+        df.select("user_agent")
+        .distinct()
+        .transform(with_device)
+        .select(F.col("user_agent").alias("_device_ua"), "device_type", "os", "browser")
+    )
+    events = df.drop("device_type", "os", "browser")
+    joined = events.join(parsed, events["user_agent"].eqNullSafe(parsed["_device_ua"]), "left")
+    return joined.drop("_device_ua")
+
+
 def enrich_ads(df: DataFrame, ads: DataFrame) -> DataFrame:
     """Left join with the ads dimension (``ad_id``, ``campaign_id``, ``advertiser_id``, ``cpc_micros``).
 

@@ -18,6 +18,7 @@ register the tables and views in Trino.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -175,8 +176,12 @@ def run_step(
     log: Callable[[str], None] = print,
     *,
     fraud_model: str | None = None,
+    log_groups: bool = False,
 ) -> dict[str, Any]:
     """Run one step (``day`` runs the five steps of a day in order, in this one Spark session).
+
+    ``log_groups`` wraps each step's lines in ``::group::`` / ``::endgroup::`` markers, which the
+    Airflow UI shows as one collapsible section per step in the task's log.
 
     ``fraud_model`` overrides ``ADCLICK_FRAUD_MODEL_VERSION`` for the silver step: ``pinned`` (the
     model the day's last silver run used; the default), ``latest`` or a model version.
@@ -191,7 +196,16 @@ def run_step(
         settings = settings.model_copy(update={"fraud_model_version": check_choice(fraud_model)})
     out: dict[str, Any] = {}
     for name in steps:
+        if log_groups:
+            log(f"::group::{name} {day.isoformat()}")
         log(f"batch: {name} {day.isoformat()} ...")
-        out[name] = STEPS[name](spark, settings, day, new_run_id(name, day))
-        log(f"batch: {name} {day.isoformat()} done: {json.dumps(out[name], default=str)[:400]}")
+        started = time.monotonic()
+        try:
+            out[name] = STEPS[name](spark, settings, day, new_run_id(name, day))
+        finally:
+            if log_groups:
+                log("::endgroup::")
+        took = time.monotonic() - started
+        summary = json.dumps(out[name], default=str)[:400]
+        log(f"batch: {name} {day.isoformat()} done in {took:.1f}s: {summary}")
     return out

@@ -4,13 +4,15 @@
 batch_layer/submit.py <step> --date <day>``, so pointing ``ADCLICK_SPARK_MASTER`` at a cluster
 (``spark://``, ``yarn``, ``k8s://``) moves every batch job there without touching a DAG. The jars
 (Delta, Kafka) come from the artifact cache, like every other Spark process of the project.
-Run as a script, it runs one step of :mod:`batch_layer.pipeline` (``--fraud-model`` chooses the
-model silver scores with) and exits non-zero with the step's error message when it fails.
+Run as a script, it runs one step of :mod:`batch_layer.pipeline`, or ``day`` for the five steps
+of a day in one Spark session (``--fraud-model`` chooses the model silver scores with), and exits
+non-zero with the step's error message when it fails.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from datetime import date
@@ -80,7 +82,15 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     spark = get_spark(f"adclick-batch-{args.step}", settings=settings)
     try:
-        run_step(spark, settings, args.step, args.date, fraud_model=args.fraud_model)
+        run_step(
+            spark,
+            settings,
+            args.step,
+            args.date,
+            log=lambda line: print(line, flush=True),
+            fraud_model=args.fraud_model,
+            log_groups="AIRFLOW_CTX_DAG_ID" in os.environ,  # one log section per step in the UI
+        )
     except AdclickError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -122,6 +122,9 @@ def _daily_batch(settings: Settings, day: date) -> None:
         while not done.wait(20):
             print(f"    ... {time.monotonic() - started:.0f}s (Airflow's log: {log})", flush=True)
 
+    # `dags test` runs the tasks in this process; on an unpaused DAG the scheduler would run the
+    # same run's tasks too and the run would fail (docs/batch.md). Paused, the scheduler leaves it.
+    _airflow(settings, "dags", "pause", "daily_batch")
     threading.Thread(target=tick, daemon=True).start()
     try:
         out = _airflow(

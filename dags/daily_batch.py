@@ -5,16 +5,24 @@ Recomputes one closed UTC day exactly from bronze, proves it, and publishes it.
 
 1. `bronze_complete` waits until the late-arrival grace period after the day
    (`ADCLICK_BATCH_GRACE_HOURS`, 2 h) has passed and bronze landing has caught up with Kafka.
-2. `silver`: exact dedup by `event_id` over the whole day (late arrivals included, earliest kept),
-   enrichment, fraud rules + the latest trained fraud model -> `silver.events`.
-3. `quality`: Great Expectations suites on the day's bronze and silver; a failure stops the run.
-4. `gold`: hourly, daily, audience and experiment aggregates, checked against silver.
-5. `reconcile`: speed layer vs gold per ad -> `ops.reconciliation`; unexplained drift over
-   `ADCLICK_RECONCILE_MAX_DRIFT` fails the run.
-6. `advance_watermark`: the batch watermark moves to the day (serving views then show it as final)
-   and, on success, an event on the asset `gold.ad_clicks_daily` (`adclick://gold/ad_clicks_daily`)
-   with extra `{"day": "<day>"}`: the day is final. `monthly_rollup` is scheduled on that asset.
-7. `register_tables`: tables and serving views registered in Trino.
+2. `recompute_day`: one `spark-submit` (one JVM, one Spark session) runs the day's five Spark
+   steps in order, each a collapsible group in the task's log with its duration and one
+   `ops.job_runs` row; a failed gate stops it there:
+   - `silver`: exact dedup by `event_id` over the whole day (late arrivals included, earliest
+     kept), enrichment, fraud rules + the fraud model -> `silver.events`;
+   - `quality`: Great Expectations suites on the day's bronze and silver;
+   - `gold`: hourly, daily, audience and experiment aggregates, with the gold suite;
+   - `reconcile`: speed layer vs gold per ad -> `ops.reconciliation`; unexplained drift over
+     `ADCLICK_RECONCILE_MAX_DRIFT` fails the run;
+   - `watermark`: the batch watermark moves to the day (serving views then show it as final).
+   On success the task emits an event on the asset `gold.ad_clicks_daily`
+   (`adclick://gold/ad_clicks_daily`) with extra `{"day": "<day>"}`: the day is final.
+   `monthly_rollup` is scheduled on that asset.
+3. `register_tables`: tables and serving views registered in Trino.
+
+One JVM per run instead of one per step: a JVM start, a Spark session and the Delta log replay of
+every table cost about 30 s per step on a small machine, more than the steps' own work on a
+small day (docs/batch.md, "Cost of a run").
 
 Spark steps run through `spark-submit` with `ADCLICK_SPARK_MASTER`. Catch-up is on
 (`ADCLICK_BATCH_CATCHUP`) from `ADCLICK_BATCH_START_DATE`; the DAG is paused when first
@@ -64,38 +72,15 @@ def daily_batch():
         print(f"bronze complete: {done} ({why})")
         return PokeReturnValue(is_done=done)
 
-    @task.bash
-    def silver(data_interval_start=None) -> str:
-        return spark_submit("silver", data_interval_start)
-
-    @task.bash
-    def quality(data_interval_start=None) -> str:
-        return spark_submit("quality", data_interval_start)
-
-    @task.bash
-    def gold(data_interval_start=None) -> str:
-        return spark_submit("gold", data_interval_start)
-
-    @task.bash
-    def reconcile(data_interval_start=None) -> str:
-        return spark_submit("reconcile", data_interval_start)
-
     @task.bash(outlets=[GOLD_DAILY])
-    def advance_watermark(data_interval_start=None, outlet_events=None) -> str:
-        # Emitted only if the step succeeds: the day passed every gate and the watermark is at or
-        # past it (a rerun of an older day leaves it there), so every day up to it is final.
+    def recompute_day(data_interval_start=None, outlet_events=None) -> str:
+        # The event is emitted only if the task succeeds: the day passed every gate and the
+        # watermark is at or past it (a rerun of an older day leaves it there), so every day up to
+        # it is final.
         outlet_events[GOLD_DAILY].extra = {"day": the_day(data_interval_start).isoformat()}
-        return spark_submit("watermark", data_interval_start)
+        return spark_submit("day", data_interval_start)
 
-    (
-        bronze_complete()
-        >> silver()
-        >> quality()
-        >> gold()
-        >> reconcile()
-        >> advance_watermark()
-        >> register_tables()
-    )
+    (bronze_complete() >> recompute_day() >> register_tables())
 
 
 daily_batch()

@@ -76,15 +76,7 @@ def test_daily_batch_runs_the_steps_in_order_with_catchup(dagbag) -> None:
     dag = dagbag.dags["daily_batch"]
     assert dag.catchup is Settings().batch_catchup  # on by default; the test stack turns it off
     assert Settings.model_fields["batch_catchup"].default is True
-    order = [
-        "bronze_complete",
-        "silver",
-        "quality",
-        "gold",
-        "reconcile",
-        "advance_watermark",
-        "register_tables",
-    ]
+    order = ["bronze_complete", "recompute_day", "register_tables"]
     assert sorted(dag.task_ids) == sorted(order)
     for before, after in itertools.pairwise(order):
         assert dag.get_task(after).upstream_task_ids == {before}
@@ -108,13 +100,13 @@ def test_spark_steps_go_through_spark_submit_with_the_configured_master(monkeypa
 # --- asset wiring: daily_batch -> gold.ad_clicks_daily -> monthly_rollup ---------------------
 
 
-def test_advance_watermark_emits_the_gold_asset_with_the_day(dagbag, monkeypatch) -> None:
+def test_recompute_day_runs_the_day_in_one_submit_and_emits_the_gold_asset(dagbag, monkeypatch) -> None:
     import pendulum
     from airflow.sdk.execution_time.context import OutletEventAccessors
 
     from batch_layer.dag_support import GOLD_DAILY
 
-    task = dagbag.dags["daily_batch"].get_task("advance_watermark")
+    task = dagbag.dags["daily_batch"].get_task("recompute_day")
     assert task.outlets == [GOLD_DAILY]
     assert GOLD_DAILY.uri == "adclick://gold/ad_clicks_daily"
     commands = []
@@ -124,7 +116,7 @@ def test_advance_watermark_emits_the_gold_asset_with_the_day(dagbag, monkeypatch
     events = OutletEventAccessors()
     task.python_callable(data_interval_start=pendulum.datetime(2026, 10, 31, tz="UTC"), outlet_events=events)
     assert events[GOLD_DAILY].extra == {"day": "2026-10-31"}
-    assert commands == ["watermark"]
+    assert commands == ["day"]  # silver, quality, gold, reconcile, watermark: one JVM
     assert [t for t in dagbag.dags["daily_batch"].tasks if t.outlets] == [task]  # the only producer
 
 
@@ -235,3 +227,36 @@ def test_register_tables_is_one_task_with_a_real_signature(dagbag) -> None:
     for dag_id in ("daily_batch", "trino_catalog"):
         task = dagbag.dags[dag_id].get_task("register_tables")
         assert task.python_callable.__module__ == "batch_layer.dag_support", dag_id
+
+
+def test_a_day_in_one_session_runs_the_steps_in_order_each_in_its_own_log_group(monkeypatch) -> None:
+    from datetime import date
+
+    from adclick.errors import AdclickError
+    from adclick.settings import Settings
+    from batch_layer import pipeline
+
+    ran: list[str] = []
+
+    def fake(name: str):
+        def step(spark, settings, day, run_id):
+            ran.append(name)
+            assert run_id.startswith(f"{name}-{day.isoformat()}-")
+            if name == "reconcile":
+                raise AdclickError("drift")
+            return {"ok": name}
+
+        return step
+
+    monkeypatch.setattr(pipeline, "STEPS", {name: fake(name) for name in pipeline.DAY})
+    lines: list[str] = []
+    with pytest.raises(AdclickError, match="drift"):
+        pipeline.run_step(None, Settings(), "day", date(2026, 11, 3), log=lines.append, log_groups=True)
+    assert ran == ["silver", "quality", "gold", "reconcile"]  # a failed step stops the day there
+    groups = [line for line in lines if line.startswith("::")]
+    assert groups == [g for name in ran for g in (f"::group::{name} 2026-11-03", "::endgroup::")]
+    assert "batch: gold 2026-11-03 done in " in "\n".join(lines)
+    quiet: list[str] = []
+    monkeypatch.setattr(pipeline, "STEPS", {name: fake(name) for name in ("silver",)})
+    pipeline.run_step(None, Settings(), "silver", date(2026, 11, 3), log=quiet.append)
+    assert not [line for line in quiet if line.startswith("::")]

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from adclick.enrich import BOT_RE, enrich_ads, enrich_users, with_device
+from adclick.enrich import BOT_RE, enrich_ads, enrich_users, with_device, with_device_by_agent
 from traffic.user_agents import BOT_MARKERS, BOTS, BROWSERS
 
 # Strings the generator does not send, to pin the ordering rules down.
@@ -64,6 +64,19 @@ def test_ordering_rules_and_malformed_user_agents(devices, ua) -> None:
 
 def test_null_user_agent_is_unknown(devices) -> None:
     assert devices[None] == ("unknown", "unknown", "unknown")
+
+
+def test_parsing_each_distinct_agent_once_gives_every_row_its_expected_device(spark) -> None:
+    expected = _expected()
+    agents = list(expected)
+    # Each agent three times (null and blank included), with a wide column riding along.
+    rows = [(n, agents[n % len(agents)], f"payload-{n}") for n in range(3 * len(agents))]
+    df = spark.createDataFrame(rows, "n int, user_agent string, payload string")
+    out = with_device_by_agent(df)
+    assert out.columns == with_device(df).columns
+    got = {r.n: (r.user_agent, r.payload, (r.device_type, r.os, r.browser)) for r in out.collect()}
+    assert len(got) == len(rows) == out.count()  # the join neither drops nor multiplies rows
+    assert got == {n: (ua, payload, expected[ua]) for n, ua, payload in rows}
 
 
 def test_bot_regex_covers_every_generator_marker() -> None:
