@@ -89,7 +89,11 @@ class Settings(BaseSettings):
         description="Fraud model of silver: pinned (a rerun keeps the day's model), latest, or a version.",
     )
     dq_row_count_tolerance: float = Field(
-        default=0.9, description="A day's rows may differ from the previous days' mean by this share."
+        default=0.9,
+        description=(
+            "Silver's row-count gate: a day needs at least (1 - this) x the median of the previous 7 "
+            "days' rows, and at most (1 + this) x their maximum once those days are steady."
+        ),
     )
 
     # Alerts (adclick/alerts.py): failed DAG tasks and runs, failed data-quality gates

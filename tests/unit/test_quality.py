@@ -172,10 +172,21 @@ def test_the_ddl_helpers_read_every_column() -> None:
     assert set(gold.KEYS) | set(gold.COUNTS) <= set(names(GOLD))
 
 
-def test_row_count_bounds_are_the_tolerance_around_the_mean() -> None:
+def test_row_count_bounds_are_the_tolerance_around_the_median_and_the_maximum() -> None:
     assert row_count_bounds([100], 0.9) == (10, 190)  # not 11: float noise does not round up
-    assert row_count_bounds([80, 120], 0.25) == (75, 125)
+    assert row_count_bounds([90, 100, 120], 0.25) == (75, 150)  # median 100, max 120, steady
     assert row_count_bounds([3], 1.5) == (0, 7)
+    assert row_count_bounds([1000, 1200], 0.9) == (110, 2280)  # an even count: the middle two
+
+
+def test_a_ramp_up_has_no_upper_bound_but_a_lost_day_still_fails() -> None:
+    # The stack started late on the first day, full days after it: the next full day passes.
+    first_partial = [1_200, 200_000, 210_000]
+    low, high = row_count_bounds(first_partial, 0.9)
+    assert high is None and low == 20_000  # 10 % of the median, not of the mean (137,067)
+    assert row_count_bounds([80, 120], 0.25) == (75, None)  # 80 < 75 % of 120: still ramping
+    # Steady days again: the upper bound is back, from their maximum.
+    assert row_count_bounds([200_000, 210_000, 205_000], 0.9) == (20_500, 399_000)
 
 
 def test_the_row_count_check_needs_previous_days() -> None:
