@@ -71,6 +71,7 @@ def _gold_clicks(spark, settings: Settings, day: date) -> int:
 
 
 def run(settings: Settings, context: dict) -> dict:
+    from adclick import stream_status
     from adclick.spark import get_spark
     from batch_layer.ops import batch_watermark
     from infra.airflow_service import airflow_cli
@@ -100,6 +101,11 @@ def run(settings: Settings, context: dict) -> dict:
             raise RuntimeError(f"bronze did not land {truth.events_sent:,} rows of {day} in 600 s")
         time.sleep(3)
     spark.stop()  # no second Spark driver competing with the run for the CPU
+    # A daily run starts hours after its day closed, the stream long caught up: so does this one.
+    while (stream_status.lag(settings, "speed_minute") or 0) > 0:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the speed layer did not catch up with Kafka in 600 s")
+        time.sleep(3)
 
     paused = airflow_cli(settings, "dags", "pause", "daily_batch")
     if paused.returncode != 0:
