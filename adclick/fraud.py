@@ -211,35 +211,3 @@ def with_fraud(df: DataFrame, rules: FraudRules = DEFAULT_RULES) -> DataFrame:
         .withColumn("is_fraud", F.col("fraud_score") >= F.lit(rules.threshold))
         .drop(*flags.values())
     )
-
-
-# The columns the rules read: the rest of a row never needs to go through their window shuffles.
-RULE_INPUTS = (
-    "event_type",
-    "event_time",
-    "ip_key",
-    "user_key",
-    "ad_id",
-    "country",
-    "device_type",
-    "user_agent",
-)
-
-
-def with_fraud_by_key(
-    df: DataFrame, rules: FraudRules = DEFAULT_RULES, *, key: str = "event_id"
-) -> DataFrame:
-    """:func:`with_fraud` for rows unique by ``key``, cheaper on wide rows: the rules run on a
-    narrow projection (``key`` and :data:`RULE_INPUTS`) and their verdicts are joined back by
-    ``key``, so the wide rows are shuffled once (the join) instead of once per rule window.
-    The result equals ``with_fraud(df, rules)`` row for row when ``key`` is unique (and not null).
-    """
-    verdicts = (
-        df.select(key, *RULE_INPUTS)
-        .transform(with_fraud, rules)
-        .select(F.col(key).alias("_fraud_key"), "fraud_reasons", "fraud_score", "is_fraud")
-    )
-    judged = df.drop("fraud_reasons", "fraud_score", "is_fraud").join(
-        verdicts, F.col(key) == F.col("_fraud_key"), "inner"
-    )
-    return judged.drop("_fraud_key")

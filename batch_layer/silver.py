@@ -18,7 +18,7 @@ import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, Window
 
 from adclick.enrich import enrich_ads, enrich_users, with_device_by_agent
-from adclick.fraud import DEFAULT_RULES, FraudRules, with_fraud_by_key
+from adclick.fraud import DEFAULT_RULES, FraudRules, with_fraud
 
 MODEL_REASON = "model"
 # The columns silver adds after the bronze ones, in table order.
@@ -112,8 +112,8 @@ def to_silver(
 ) -> DataFrame:
     """``silver.events`` rows from one day of bronze: dedup -> device -> ads -> users -> fraud.
 
-    The rules judge each click against the whole day, on a narrow projection of the day joined
-    back by ``event_id`` (unique after the dedup); user agents are parsed once per distinct agent.
+    The rules judge each click against the whole day; user agents are parsed once per distinct
+    agent.
     ``model_scores`` (e.g. ``batch_layer.fraud_model.scorer(model)``) gets the rule-scored rows and must add
     ``model_score`` (double) and ``model_version`` (string); without it both are null.
     """
@@ -123,7 +123,7 @@ def to_silver(
         .transform(with_device_by_agent)  # the regexes once per distinct user agent
         .transform(enrich_ads, ads)
         .transform(enrich_users, users)
-        .transform(with_fraud_by_key, rules)  # the rule windows shuffle narrow rows
+        .transform(with_fraud, rules)
         .withColumnRenamed("fraud_score", "rule_score")
     )
     scored = model_scores(judged) if model_scores is not None else _without_model(judged)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from adclick.fraud import FraudRules, with_fraud, with_fraud_by_key
+from adclick.fraud import FraudRules, with_fraud
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 COLUMNS = (
@@ -203,35 +203,6 @@ def test_default_rules_leave_ordinary_traffic_alone(spark) -> None:
     out = with_fraud(df).collect()
     assert [(r.event_id, list(r.fraud_reasons), r.fraud_score, r.is_fraud) for r in out if r.is_fraud] == []
     assert {r.fraud_score for r in out} == {0.0}
-
-
-def test_judging_a_narrow_projection_gives_the_same_verdicts_on_wide_rows(spark) -> None:
-    bot = "HeadlessChrome/124.0"
-    rows = [ev(f"ip{n}", n, ip="ip-burst", user=f"u{n}") for n in range(4)]  # ip rate
-    rows += [ev(f"rep{n}", 10 * n, user="u-rep", ad="ad-9") for n in range(4)]  # repeat clicks
-    rows += [
-        ev("x-imp", 0, user="u-x", kind="impression", country="FR"),
-        ev("x", 0.2, user="u-x", country="DE", ua=bot, device="bot"),  # bot, too soon, mismatch
-        ev("quiet", 50, user="u-q", ip="ip-q"),
-        ev("conv", 60, user="u-x", kind="conversion"),
-        ev("nobody", 70, user=None, ip=None, ua=None, device=None),
-    ]
-    wide = spark.createDataFrame([(*r, f"payload-{r[0]}") for r in rows], COLUMNS + ", payload string")
-    rules = FraudRules(max_clicks_per_ip_per_minute=2, max_repeat_clicks=2)
-    expected = with_fraud(wide, rules)
-    got = with_fraud_by_key(wide, rules)
-    assert got.columns == expected.columns
-
-    def by_id(df):
-        rows = df.collect()
-        return {r.event_id: (r.payload, list(r.fraud_reasons), r.fraud_score, r.is_fraud) for r in rows}
-
-    want = by_id(expected)
-    assert by_id(got) == want and got.count() == len(rows)
-    fired_reasons = {reason for _, reasons, _, _ in want.values() for reason in reasons}
-    assert {"ip_rate", "repeat_click", "bot_user_agent", "too_soon_after_impression", "country_mismatch"} <= (
-        fired_reasons
-    )  # the comparison covers the rules, not only quiet rows
 
 
 def test_rules_are_validated() -> None:
