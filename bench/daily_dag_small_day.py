@@ -36,13 +36,10 @@ STEP_DONE = re.compile(r"batch: (\w+) \d{4}-\d{2}-\d{2} done in ([\d.]+)s")
 def _bronze_rows(spark, settings: Settings, day: date) -> int:
     import pyspark.sql.functions as F
 
-    from adclick.catalog import table
+    from batch_layer.lake import read_if_exists
 
-    path = table("bronze.events").path(settings)
-    try:
-        return spark.read.format("delta").load(path).where(F.col("event_date") == F.lit(day)).count()
-    except Exception:  # no bronze table yet
-        return 0
+    bronze = read_if_exists(spark, settings, "bronze.events")
+    return 0 if bronze is None else bronze.where(F.col("event_date") == F.lit(day)).count()
 
 
 def pick_day(watermark: date | None, today: date, is_empty) -> date:
@@ -102,6 +99,7 @@ def run(settings: Settings, context: dict) -> dict:
         time.sleep(3)
     spark.stop()  # no second Spark driver competing with the run for the CPU
     # A daily run starts hours after its day closed, the stream long caught up: so does this one.
+    deadline = time.monotonic() + 600
     while (stream_status.lag(settings, "speed_minute") or 0) > 0:
         if time.monotonic() > deadline:
             raise RuntimeError("the speed layer did not catch up with Kafka in 600 s")
