@@ -34,7 +34,7 @@ class Table:
         return f"{catalog}.{self.layer}.{self.name}"
 
 
-LAYERS = ("bronze", "silver", "speed", "gold", "ops", "dims")
+LAYERS = ("bronze", "silver", "speed", "gold", "ops", "dims", "restored")
 
 TABLES: dict[str, Table] = {
     t.logical_name: t
@@ -64,6 +64,21 @@ TABLES: dict[str, Table] = {
         Table("ops", "dq_results", (), "one row per expectation checked"),
         Table("ops", "stream_progress", (), "one row per stream micro-batch: rows, late rows dropped"),
         Table("ops", "fraud_models", (), "one row per trained fraud model version, with its metrics"),
+        Table(
+            "ops", "archive_manifest", (), "one row per archived object: key, checksums, rows, source version"
+        ),
+        Table("ops", "legal_holds", (), "one row per hold added or released: who, why, when, what it covers"),
+        Table(
+            "ops",
+            "lifecycle_log",
+            (),
+            "one row per lifecycle action: compact, archive, expire, restore, skip",
+        ),
+        Table("restored", "bronze_events", ("event_date",), "bronze.events days restored from the archive"),
+        Table(
+            "restored", "bronze_rejects", ("reject_date",), "bronze.rejects days restored from the archive"
+        ),
+        Table("restored", "silver_events", ("event_date",), "silver.events days restored from the archive"),
         Table("dims", "ads", (), "ad -> campaign -> advertiser, CPC"),
         Table("dims", "users", (), "user_key -> age group, segment"),
     ]

@@ -96,6 +96,38 @@ class Settings(BaseSettings):
         ),
     )
 
+    # Data lifecycle (adclick/retention.py, batch_layer/archive.py, docs/lifecycle.md)
+    retention_hot_days: int = Field(
+        default=30, ge=1, description="Days a partition stays as written (hot) before it is compacted (warm)."
+    )
+    retention_warm_days: int = Field(
+        default=365, ge=1, description="Days a partition stays in the lake; older ones are archived (cold)."
+    )
+    retention_cold_storage_class: Literal["STANDARD", "STANDARD_IA", "GLACIER", "DEEP_ARCHIVE"] = Field(
+        default="GLACIER", description="S3 storage class of archived partitions."
+    )
+    retention_overrides: dict[str, dict[str, int | str | None]] = Field(
+        default_factory=dict,
+        description=(
+            'Per table (or layer) policy: {"bronze.events": {"warm_days": 90}, "speed": {"hot_days": 7}}; '
+            "keys hot_days, warm_days, storage_class; warm_days null keeps the table in the lake."
+        ),
+    )
+    retention_restored_days: int = Field(
+        default=7, ge=1, description="Days restored partitions stay queryable before they expire again."
+    )
+    retention_vacuum_hours: int = Field(
+        default=168, ge=0, description="VACUUM keeps removed files this long (Delta time travel)."
+    )
+    archive_prefix: str = Field(default="archive", description="Key prefix of archived partitions.")
+    archive_max_rows_per_object: int = Field(default=5_000_000, ge=1, description="Rows per archive object.")
+    archive_restore_timeout_s: float = Field(
+        default=12 * 3600.0, gt=0, description="Wait this long for a cold object's restore."
+    )
+    archive_restore_poll_s: float = Field(
+        default=60.0, gt=0, description="Poll a pending restore this often."
+    )
+
     # Alerts (adclick/alerts.py): failed DAG tasks and runs, failed data-quality gates
     alert_webhook_url: SecretStr = Field(
         default=SecretStr(""), description="POST a JSON alert here on a failure; empty = off."

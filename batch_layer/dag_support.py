@@ -99,12 +99,25 @@ def spark_submit(step: str, data_interval_start: Any) -> str:
     return spark_submit_on(step, the_day(data_interval_start))
 
 
-def spark_submit_on(step: str, day: date) -> str:
+def spark_submit_on(step: str, day: date, extra: list[str] | None = None) -> str:
     """The spark-submit command of a batch step for ``day`` (master from settings)."""
     from adclick.settings import get_settings
     from batch_layer.submit import command
 
-    return command(get_settings(), step, day)
+    return command(get_settings(), step, day, extra or [])
+
+
+def as_of(params: dict[str, Any] | None, when: Any) -> date:
+    """The day a lifecycle run works as of: the ``day`` param of a manual trigger, else the UTC
+    date of the run (its logical date, or when it was due to run)."""
+    requested = (params or {}).get("day")
+    if requested:
+        return date.fromisoformat(requested)
+    if when is None:
+        from adclick.contract import now_utc
+
+        return now_utc().date()
+    return the_day(when)
 
 
 @task

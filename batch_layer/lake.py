@@ -178,3 +178,91 @@ def insert_new(frame: DataFrame, settings: Settings, name: str, key: str) -> Non
         .whenNotMatchedInsertAll()
         .execute()
     )
+
+
+# Lifecycle (batch_layer.lifecycle, batch_layer.archive): partition files, deletes, compaction,
+# VACUUM, and the Parquet files of the archive.
+
+
+def partition_files(spark: SparkSession, settings: Settings, name: str) -> dict[date, list[str]]:
+    """The data files of table ``name`` per value of its first (date) partition column, read from
+    the Delta log (no data is scanned); empty when there is no table."""
+    import re
+    from urllib.parse import unquote
+
+    at = version(spark, settings, name)
+    if at is None:
+        return {}
+    column = table(name).partition_by[0]
+    pattern = re.compile(rf"/{re.escape(column)}=(\d{{4}}-\d{{2}}-\d{{2}})/")
+    files: dict[date, list[str]] = {}
+    for location in read(spark, settings, name, at).inputFiles():
+        found = pattern.search(unquote(location))
+        if found:
+            files.setdefault(date.fromisoformat(found.group(1)), []).append(location)
+    return files
+
+
+def delete_partition(spark: SparkSession, settings: Settings, name: str, value: date) -> int | None:
+    """Delete partition ``value`` (first partition column) of table ``name`` (a metadata-only
+    commit: whole files are removed); returns the table's version after it (None: no table)."""
+    from delta.tables import DeltaTable
+
+    location = path(settings, name)
+    if not DeltaTable.isDeltaTable(spark, location):
+        return None
+    column = table(name).partition_by[0]
+    DeltaTable.forPath(spark, location).delete(F.col(column) == F.lit(value))
+    return version(spark, settings, name)
+
+
+def compact_partition(
+    spark: SparkSession, settings: Settings, name: str, value: date, zorder_by: str | None
+) -> None:
+    """OPTIMIZE partition ``value`` of table ``name`` (Z-ordered by ``zorder_by`` when the table
+    has that column): its small files become few large ones; the rows do not change."""
+    from delta.tables import DeltaTable
+
+    column = table(name).partition_by[0]
+    builder = (
+        DeltaTable.forPath(spark, path(settings, name))
+        .optimize()
+        .where(f"{column} = DATE'{value.isoformat()}'")
+    )
+    columns = read(spark, settings, name).columns
+    if zorder_by and zorder_by in columns:
+        builder.executeZOrderBy(zorder_by)
+    else:
+        builder.executeCompaction()
+
+
+def vacuum(spark: SparkSession, settings: Settings, name: str, retain_hours: int) -> None:
+    """VACUUM table ``name``: files removed more than ``retain_hours`` ago are deleted for good
+    (time travel to versions older than that ends). Below Delta's 168 h safety floor the check
+    is switched off for this call only (the policy setting is the operator's decision)."""
+    from delta.tables import DeltaTable
+
+    key = "spark.databricks.delta.retentionDurationCheck.enabled"
+    before = spark.conf.get(key, "true")
+    if retain_hours < 168:
+        spark.conf.set(key, "false")
+    try:
+        DeltaTable.forPath(spark, path(settings, name)).vacuum(float(retain_hours))
+    finally:
+        spark.conf.set(key, before)
+
+
+def write_parquet(frame: DataFrame, directory: str, max_rows_per_file: int) -> None:
+    """``frame`` as zstd Parquet files under ``directory`` (a URI), one writer, at most
+    ``max_rows_per_file`` rows per file: the archive's export format."""
+    (
+        frame.repartition(1)
+        .write.mode("overwrite")
+        .option("compression", "zstd")
+        .option("maxRecordsPerFile", max_rows_per_file)
+        .parquet(directory)
+    )
+
+
+def read_parquet(spark: SparkSession, *paths: str) -> DataFrame:
+    return spark.read.parquet(*paths)

@@ -30,6 +30,10 @@ from adclick.errors import AdclickError
 from adclick.settings import Settings
 
 
+class ArchivedDayError(AdclickError):
+    """The day's bronze rows are archived: the day cannot be recomputed from the lake."""
+
+
 class ReconciliationDrift(AdclickError):
     """The speed layer's clicks drift from gold's by more than the configured share."""
 
@@ -60,8 +64,15 @@ def bronze_complete(settings: Settings, day: date, now: datetime) -> tuple[bool,
 def silver(spark: SparkSession, settings: Settings, day: date, run_id: str) -> dict[str, Any]:
     """Silver of ``day``, scored with the fraud model chosen by ``settings.fraud_model_version``
     (:func:`batch_layer.jobs.silver_model`: by default the model the day's last silver run used)."""
+    from batch_layer.archive import archived_days
     from batch_layer.jobs import run_silver, silver_model
 
+    if day in archived_days(spark, settings, "bronze.events"):
+        # Recomputing from an archived day's empty bronze would publish an empty gold day.
+        raise ArchivedDayError(
+            f"{day}: bronze.events of this day is in the cold archive (ops.archive_manifest); "
+            "gold keeps its figures. Restore it (`adclick archive restore`) to read its events"
+        )
     model = silver_model(spark, settings, day)
     result = run_silver(spark, settings, day, model=model, run_id=run_id)
     return {"rows_in": result.rows_in, "rows_out": result.rows_out, "model_version": result.model_version}

@@ -12,14 +12,17 @@ non-zero with the step's error message when it fails.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import sys
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from adclick.settings import Settings
 
 SCRIPT = Path(__file__).resolve()
@@ -31,8 +34,9 @@ def spark_submit_bin() -> Path:
     return Path(pyspark.__file__).resolve().parent / "bin" / "spark-submit"
 
 
-def command(settings: Settings, step: str, day: date) -> str:
-    """The shell command running ``step`` for ``day`` through spark-submit (quoted, for a bash task)."""
+def command(settings: Settings, step: str, day: date, extra: Sequence[str] = ()) -> str:
+    """The shell command running ``step`` for ``day`` through spark-submit (quoted, for a bash task);
+    ``extra``: more arguments of the script (``--to``, ``--dry-run``)."""
     from adclick.spark import java_env, spark_jars
 
     jars = ",".join(str(p) for p in spark_jars(settings))
@@ -60,8 +64,28 @@ def command(settings: Settings, step: str, day: date) -> str:
         step,
         "--date",
         day.isoformat(),
+        *extra,
     ]
     return " ".join(shlex.quote(a) for a in args)
+
+
+def _retention(spark: Any, settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    from batch_layer.lifecycle import run_retention
+
+    return run_retention(
+        spark, settings, args.date, dry_run=args.dry_run, log=lambda line: print(line, flush=True)
+    )
+
+
+def _restore(spark: Any, settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    from batch_layer.lifecycle import restore
+
+    return restore(spark, settings, args.date, args.to or args.date, log=lambda line: print(line, flush=True))
+
+
+# The lifecycle jobs (batch_layer.lifecycle): ``--date`` is the run's "today" (retention) or the
+# first day to restore.
+LIFECYCLE = {"retention": _retention, "restore": _restore}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,10 +102,16 @@ def main(argv: list[str] | None = None) -> int:
         metavar="VERSION|latest|pinned",
         help="fraud model silver scores with (default: ADCLICK_FRAUD_MODEL_VERSION, else pinned)",
     )
+    parser.add_argument("--to", type=date.fromisoformat, help="restore: last day (default: --date)")
+    parser.add_argument("--dry-run", action="store_true", help="retention: log the plan, change nothing")
     args = parser.parse_args(argv)
     settings = get_settings()
     spark = get_spark(f"adclick-batch-{args.step}", settings=settings)
     try:
+        if args.step in LIFECYCLE:
+            result = LIFECYCLE[args.step](spark, settings, args)
+            print(f"{args.step}: {json.dumps(result, default=str)}", flush=True)
+            return 0
         run_step(
             spark,
             settings,

@@ -176,11 +176,13 @@ def build_parser() -> argparse.ArgumentParser:
         add_replay_parser(sub)
     except ImportError:  # pragma: no cover - traffic package is part of the project
         pass
+    from cli.lifecycle_commands import add_lifecycle_parsers
     from ingestion.commands import add_ingest_parser
     from traffic.dlq_commands import add_dlq_parser
 
     add_ingest_parser(sub)
     add_dlq_parser(sub)
+    add_lifecycle_parsers(sub)
     return parser
 
 

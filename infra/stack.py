@@ -122,17 +122,9 @@ def ensure_topics(s: Settings) -> list[str]:
 
 
 def s3_client(s: Settings):
-    import boto3
-    from botocore.config import Config
+    from adclick.s3 import client
 
-    return boto3.client(
-        "s3",
-        endpoint_url=s.s3_endpoint,
-        aws_access_key_id=s.s3_access_key,
-        aws_secret_access_key=s.s3_secret_key.get_secret_value(),
-        region_name=s.s3_region,
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
-    )
+    return client(s)
 
 
 def ensure_bucket(s: Settings) -> bool:

@@ -16,6 +16,8 @@ replayed after a crash is skipped by Delta instead of being added twice.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame
 
@@ -37,8 +39,26 @@ def with_partition_date(aggs: DataFrame) -> DataFrame:
     return aggs.withColumn("window_date", F.to_date("window_start"))
 
 
-def _merge_windows(batch: DataFrame, settings: Settings, name: str, aggs: DataFrame, batch_id: int) -> None:
-    """Add a batch's window aggregates to a speed table: counts summed, sketches unioned."""
+def window_dates(minutes: list[str], span_minutes: int = 5) -> list[str]:
+    """The ``window_date`` values of the windows that minutes ``minutes`` (``yyyy-MM-dd HH:mm:ss``)
+    fall in: a 5-minute sliding window can start up to 4 minutes before its events, so an event
+    just after midnight also touches the day before."""
+    found: set[str] = set()
+    for m in minutes:
+        at = datetime.fromisoformat(m)
+        found |= {at.date().isoformat(), (at - timedelta(minutes=span_minutes - 1)).date().isoformat()}
+    return sorted(found)
+
+
+def _merge_windows(
+    batch: DataFrame, settings: Settings, name: str, aggs: DataFrame, *, batch_id: int, dates: list[str]
+) -> None:
+    """Add a batch's window aggregates to a speed table: counts summed, sketches unioned.
+
+    ``dates``: every ``window_date`` the batch's rows have. The MERGE names them as a literal
+    predicate on the target, so Delta reads (and conflict-checks) only those partitions: an old
+    partition expired by the retention run at the same time never fails the stream's commit.
+    """
     from delta.tables import DeltaTable
 
     spark = batch.sparkSession
@@ -54,7 +74,8 @@ def _merge_windows(batch: DataFrame, settings: Settings, name: str, aggs: DataFr
     union = F.expr("hll_union(t.users_sketch, s.users_sketch)")
     update["users_sketch"] = union
     update["unique_users"] = F.hll_sketch_estimate(union)
-    condition = " AND ".join(f"t.{k} = s.{k}" for k in ("window_date", *KEYS))
+    pruned = "t.window_date IN (" + ", ".join(f"DATE'{d}'" for d in dates) + ")"
+    condition = " AND ".join([pruned, *(f"t.{k} = s.{k}" for k in ("window_date", *KEYS))])
     spark.conf.set(TXN_APP, app_id)
     spark.conf.set(TXN_VERSION, str(batch_id))
     try:
@@ -114,8 +135,16 @@ def update_batch(
         minutes = sorted(r.m for r in stamps.collect())
         if not minutes:
             return
-        _merge_windows(batch, settings, "speed.ad_clicks_minute", aggs, batch_id)
-        _merge_windows(batch, settings, "speed.ad_clicks_5min", sliding_aggregates(events), batch_id)
+        dates = window_dates(minutes)
+        _merge_windows(batch, settings, "speed.ad_clicks_minute", aggs, batch_id=batch_id, dates=dates)
+        _merge_windows(
+            batch,
+            settings,
+            "speed.ad_clicks_5min",
+            sliding_aggregates(events),
+            batch_id=batch_id,
+            dates=dates,
+        )
         _rewrite_top(batch, settings, minutes, batch_id, top_n)
     finally:
         aggs.unpersist()
