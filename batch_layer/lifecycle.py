@@ -241,8 +241,9 @@ def run_retention(
             counts[action.kind] += 1
             progress.tick()
     if not dry_run:
-        counts["expire_restored"] = expire_restored(spark, settings, today, run_id, log=log)
-        changed |= {RESTORED_OF[n] for n in ARCHIVED} if counts["expire_restored"] else set()
+        expired = expire_restored(spark, settings, today, run_id, log=log)
+        counts["expire_restored"] = sum(expired.values())
+        changed |= set(expired)
         for name in sorted(changed):
             lake.vacuum(spark, settings, name, settings.retention_vacuum_hours)
             record(
@@ -342,18 +343,19 @@ def restore(
 
 def expire_restored(
     spark: SparkSession, settings: Settings, today: date, run_id: str, *, log: Callable[[str], None]
-) -> int:
-    """Delete restored partitions whose latest restore is ``retention_restored_days`` old."""
+) -> dict[str, int]:
+    """Delete restored partitions whose latest restore is ``retention_restored_days`` old;
+    returns the partitions expired per restored table."""
     history = lake.read_if_exists(spark, settings, "ops.lifecycle_log")
+    expired: dict[str, int] = {}
     if history is None:
-        return 0
+        return expired
     restores = (
         history.where(F.col("action") == "restore")
         .groupBy("table", "day")
         .agg(F.max("at").alias("at"))
         .collect()
     )
-    expired = 0
     for target in sorted({r.table for r in restores}):
         on = {r.day: r.at.date() for r in restores if r.table == target}
         present = set(lake.partition_files(spark, settings, target))
@@ -375,7 +377,7 @@ def expire_restored(
                 ],
             )
             log(f"retention: {target} {day}: restored {on[day]}, expired")
-            expired += 1
+            expired[target] = expired.get(target, 0) + 1
     return expired
 
 
