@@ -260,3 +260,39 @@ def test_a_day_in_one_session_runs_the_steps_in_order_each_in_its_own_log_group(
     monkeypatch.setattr(pipeline, "STEPS", {name: fake(name) for name in ("silver",)})
     pipeline.run_step(None, Settings(), "silver", date(2026, 11, 3), log=quiet.append)
     assert not [line for line in quiet if line.startswith("::")]
+
+
+# --- lifecycle: retention and archive_restore ---------------------------------------------
+
+
+def test_retention_runs_one_submit_as_of_its_day_and_honours_dry_run(dagbag, monkeypatch) -> None:
+    import pendulum
+
+    dag = dagbag.dags["retention"]
+    assert [t.task_id for t in dag.topological_sort()] == ["apply_policy", "register_tables"]
+    assert dag.catchup is False and "lifecycle" in dag.tags
+    task = dag.get_task("apply_policy")
+    calls = []
+    monkeypatch.setitem(
+        task.python_callable.__globals__,
+        "spark_submit_on",
+        lambda step, day, extra: calls.append((step, day.isoformat(), extra)) or "true",
+    )
+    task.python_callable(params={"day": None, "dry_run": False}, logical_date=pendulum.datetime(2026, 12, 2, 4))
+    task.python_callable(params={"day": "2027-01-05", "dry_run": True}, logical_date=None)
+    assert calls == [("retention", "2026-12-02", []), ("retention", "2027-01-05", ["--dry-run"])]
+
+
+def test_archive_restore_passes_its_range_to_the_restore_job(dagbag, monkeypatch) -> None:
+    dag = dagbag.dags["archive_restore"]
+    assert type(dag.timetable).__name__ == "NullTimetable"  # triggered by hand only
+    task = dag.get_task("restore")
+    calls = []
+    monkeypatch.setitem(
+        task.python_callable.__globals__,
+        "spark_submit_on",
+        lambda step, day, extra: calls.append((step, day.isoformat(), extra)) or "true",
+    )
+    task.python_callable(params={"from": "2025-01-01", "to": "2025-01-03"})
+    task.python_callable(params={"from": "2025-02-01", "to": None})
+    assert calls == [("restore", "2025-01-01", ["--to", "2025-01-03"]), ("restore", "2025-02-01", [])]
