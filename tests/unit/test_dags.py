@@ -278,7 +278,9 @@ def test_retention_runs_one_submit_as_of_its_day_and_honours_dry_run(dagbag, mon
         "spark_submit_on",
         lambda step, day, extra: calls.append((step, day.isoformat(), extra)) or "true",
     )
-    task.python_callable(params={"day": None, "dry_run": False}, logical_date=pendulum.datetime(2026, 12, 2, 4))
+    task.python_callable(
+        params={"day": None, "dry_run": False}, logical_date=pendulum.datetime(2026, 12, 2, 4)
+    )
     task.python_callable(params={"day": "2027-01-05", "dry_run": True}, logical_date=None)
     assert calls == [("retention", "2026-12-02", []), ("retention", "2027-01-05", ["--dry-run"])]
 

@@ -80,6 +80,7 @@ def test_apply_views_skips_a_view_whose_table_is_missing_and_applies_the_rest() 
         "delta.serving.experiments_daily",
         "delta.serving.reconciliation_latest",
         "delta.serving.job_runs_latest",
+        "delta.serving.archived_days",
     ]
     # the schema first; fallbacks not run when the primary worked; no statement ends with ';'
     assert conn.executed[0] == "CREATE SCHEMA IF NOT EXISTS delta.serving"

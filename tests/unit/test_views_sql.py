@@ -290,7 +290,7 @@ def test_merge_serves_gold_up_to_the_watermark_and_speed_after_it() -> None:
     con = _lake(date(2026, 1, 1))
     applied = apply_views(Settings(), DuckConnection(con))
     # the ops views come from their fallbacks: this lake has no reconciliation or job runs yet
-    ops_views = ("reconciliation_latest", "job_runs_latest")
+    ops_views = ("reconciliation_latest", "job_runs_latest", "archived_days")
     assert applied == [f"delta.serving.{v}" for v in ("batch_watermark", *CONTRACT, *ops_views)]
 
     minute = _rows(
@@ -367,6 +367,7 @@ def test_before_the_first_batch_the_fallbacks_serve_speed_alone() -> None:
         "delta.serving.experiments_daily": "skipped",
         "delta.serving.reconciliation_latest": "fallback",
         "delta.serving.job_runs_latest": "fallback",
+        "delta.serving.archived_days": "fallback",
     }
     assert all("does not exist" in r.detail for r in report if r.status != "applied")
     hourly = _rows(
@@ -379,3 +380,52 @@ def test_before_the_first_batch_the_fallbacks_serve_speed_alone() -> None:
 def test_views_module_reads_its_own_directory() -> None:
     assert views.SQL_DIR.is_dir()
     assert {p.name for p in sql_files()} >= set(FILES.values())
+
+
+def test_archived_days_lists_each_days_latest_archive_and_whether_it_is_restored() -> None:
+    con = _lake(date(2026, 1, 1))
+    con.execute(
+        'CREATE TABLE delta.ops.archive_manifest (run_id varchar, "table" varchar, day date, bucket varchar, '
+        "object_key varchar, storage_class varchar, bytes bigint, sha256 varchar, rows bigint, "
+        "partition_rows bigint, content_hash varchar, source_version bigint, archived_at timestamptz)"
+    )
+    con.execute(
+        'CREATE TABLE delta.ops.lifecycle_log ("at" timestamptz, run_id varchar, action varchar, '
+        '"table" varchar, day date, rows bigint, objects bigint, detail varchar)'
+    )
+    manifest = [
+        # bronze 2025-01-01: archived twice (the later run, 2 objects, is the archive now)
+        ("r1", "bronze.events", "2025-01-01", "k1", 10, 7, 7, "2026-01-01 01:00:00"),
+        ("r2", "bronze.events", "2025-01-01", "k2", 20, 4, 9, "2026-01-02 01:00:00"),
+        ("r2", "bronze.events", "2025-01-01", "k3", 30, 5, 9, "2026-01-02 01:00:00"),
+        ("r1", "silver.events", "2025-01-01", "k4", 40, 6, 6, "2026-01-01 01:00:00"),
+        ("r1", "bronze.events", "2025-01-02", "k5", 50, 8, 8, "2026-01-01 01:00:00"),
+    ]
+    for run, name, day, key, size, rows, total, at in manifest:
+        con.execute(
+            "INSERT INTO delta.ops.archive_manifest "
+            "VALUES (?, ?, ?, 'b', ?, 'GLACIER', ?, 's', ?, ?, 'h', 3, ?)",
+            [run, name, date.fromisoformat(day), key, size, rows, total, _ts(at)],
+        )
+    log = [  # bronze 2025-01-01 restored; bronze 2025-01-02 restored then expired again
+        ("2026-01-03 00:00:00", "restore", "restored.bronze_events", "2025-01-01"),
+        ("2026-01-03 00:00:00", "restore", "restored.bronze_events", "2025-01-02"),
+        ("2026-01-09 00:00:00", "expire", "restored.bronze_events", "2025-01-02"),
+        ("2026-01-09 00:00:00", "archive", "bronze.events", "2025-01-02"),
+    ]
+    for at, action, name, day in log:
+        con.execute(
+            "INSERT INTO delta.ops.lifecycle_log VALUES (?, 'r', ?, ?, ?, NULL, NULL, NULL)",
+            [_ts(at), action, name, date.fromisoformat(day)],
+        )
+    apply_views(Settings(), DuckConnection(con))
+    got = _rows(
+        con,
+        "SELECT table_name, day, objects, rows, bytes, storage_class, restored "
+        "FROM delta.serving.archived_days ORDER BY table_name, day",
+    )
+    assert got == [
+        ("bronze.events", date(2025, 1, 1), 2, 9, 50, "GLACIER", True),
+        ("bronze.events", date(2025, 1, 2), 1, 8, 50, "GLACIER", False),
+        ("silver.events", date(2025, 1, 1), 1, 6, 40, "GLACIER", False),
+    ]
