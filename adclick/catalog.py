@@ -74,6 +74,12 @@ TABLES: dict[str, Table] = {
             (),
             "one row per lifecycle action: compact, archive, expire, restore, skip",
         ),
+        Table(
+            "ops",
+            "erasure_log",
+            (),
+            "one row per erasure request: when, user key hash (never the id), tables, rows, files, proof",
+        ),
         Table("restored", "bronze_events", ("event_date",), "bronze.events days restored from the archive"),
         Table(
             "restored", "bronze_rejects", ("reject_date",), "bronze.rejects days restored from the archive"

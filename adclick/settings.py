@@ -119,6 +119,14 @@ class Settings(BaseSettings):
     retention_vacuum_hours: int = Field(
         default=168, ge=0, description="VACUUM keeps removed files this long (Delta time travel)."
     )
+    erasure_vacuum_hours: int = Field(
+        default=168,
+        ge=0,
+        description=(
+            "VACUUM after an erasure keeps the rewritten tables' removed files this long; the erased "
+            "rows are physically gone from the lake once it has passed (0: at once, no time travel)."
+        ),
+    )
     archive_prefix: str = Field(default="archive", description="Key prefix of archived partitions.")
     archive_max_rows_per_object: int = Field(default=5_000_000, ge=1, description="Rows per archive object.")
     archive_restore_timeout_s: float = Field(

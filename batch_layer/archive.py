@@ -37,7 +37,7 @@ from typing import Any
 
 import pyspark.sql.functions as F
 import pyspark.sql.types as T
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 
 from adclick.catalog import table
 from adclick.errors import AdclickError
@@ -162,8 +162,9 @@ def _parquet_rows(file: Path) -> int:
 
 
 def _remove_orphans(client: Any, settings: Settings, prefix: str, keep: set[str], named: set[str]) -> int:
-    """Delete objects under ``prefix`` that no manifest row names (uploads of a run killed
-    before its manifest commit); objects some manifest row names are never touched here."""
+    """Delete objects under ``prefix`` other than ``keep`` that no manifest row in ``named``
+    names (uploads of a run killed before its manifest commit); with ``named`` empty, every
+    object but ``keep`` goes (the erasure's rewrite supersedes the earlier runs)."""
     removed = 0
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=settings.s3_bucket, Prefix=prefix):
         for obj in page.get("Contents", []):
@@ -278,6 +279,47 @@ def _check_present(client: Any, settings: Settings, objects: list[dict[str, Any]
             )
 
 
+def record_objects(
+    spark: SparkSession,
+    settings: Settings,
+    name: str,
+    day: date,
+    *,
+    uploaded: list[ArchivedObject],
+    storage_class: str,
+    digest: Digest,
+    source_version: int | None,
+    run_id: str,
+) -> None:
+    """Step 5: one ``ops.archive_manifest`` row per object; from this commit on, ``run_id`` is
+    the day's current archive (:func:`current_objects`)."""
+    now = utc_now()
+    lake.append_rows(
+        spark,
+        settings,
+        "ops.archive_manifest",
+        [
+            {
+                "run_id": run_id,
+                "table": name,
+                "day": day,
+                "bucket": settings.s3_bucket,
+                "object_key": o.key,
+                "storage_class": storage_class,
+                "bytes": o.bytes,
+                "sha256": o.sha256,
+                "rows": o.rows,
+                "partition_rows": digest.rows,
+                "content_hash": digest.content_hash,
+                "source_version": source_version,
+                "archived_at": now,
+            }
+            for o in uploaded
+        ],
+        MANIFEST,
+    )
+
+
 def archive_day(
     spark: SparkSession,
     settings: Settings,
@@ -325,31 +367,10 @@ def archive_day(
     for obj in uploaded:
         set_storage_class(client, settings, obj, policy.storage_class)
     shutil.rmtree(staging(settings, run_id), ignore_errors=True)
-    now = utc_now()
-    lake.append_rows(
-        spark,
-        settings,
-        "ops.archive_manifest",
-        [
-            {
-                "run_id": run_id,
-                "table": name,
-                "day": day,
-                "bucket": settings.s3_bucket,
-                "object_key": o.key,
-                "storage_class": policy.storage_class,
-                "bytes": o.bytes,
-                "sha256": o.sha256,
-                "rows": o.rows,
-                "partition_rows": digest.rows,
-                "content_hash": digest.content_hash,
-                "source_version": at,
-                "archived_at": now,
-            }
-            for o in uploaded
-        ],
-        MANIFEST,
-    )
+    record_objects(
+        spark, settings, name, day, uploaded=uploaded, storage_class=policy.storage_class, digest=digest,
+        source_version=at, run_id=run_id,
+    )  # fmt: skip
     keep = {o.key for o in uploaded}
     orphans = _remove_orphans(
         client, settings, day_prefix(settings, name, day), keep, _named_keys(spark, settings, name, day)
@@ -428,6 +449,109 @@ def wait_readable(
             states[k] = _restore_state(client.head_object(Bucket=settings.s3_bucket, Key=k))
 
 
+def fetch(
+    client: Any, settings: Settings, keys: list[str], into: Path, *, log: Callable[[str], None] = print
+) -> dict[str, Path]:
+    """Download objects ``keys`` (waiting for cold ones to be restored first) to ``into``/<key>:
+    the local copy keeps the key's ``<column>=<day>`` folder."""
+    wait_readable(client, settings, keys, log=log)
+    return {key: _download(client, settings, key, into / key) for key in keys}
+
+
+def read_day(
+    spark: SparkSession,
+    settings: Settings,
+    client: Any,
+    name: str,
+    day: date,
+    *,
+    run_id: str,
+    log: Callable[[str], None] = print,
+) -> tuple[list[dict[str, Any]], DataFrame | None]:
+    """The manifest rows of (``name``, ``day``)'s current archive and its rows, read from copies
+    downloaded to staging (each checked against the manifest's SHA-256); ``([], None)`` when the
+    day was never archived. The frame reads the copies until ``staging(run_id)`` is removed."""
+    objects = current_objects(spark, settings, name, day)
+    if not objects:
+        return [], None
+    into = staging(settings, run_id, "read", name)
+    copies = fetch(client, settings, [o["object_key"] for o in objects], into, log=log)
+    for obj in objects:
+        if sha256_of(copies[obj["object_key"]]) != obj["sha256"]:
+            raise ArchiveError(f"{obj['object_key']}: SHA-256 differs from the manifest; nothing changed")
+    return objects, lake.read_parquet(spark, *(c.as_uri() for c in copies.values()))
+
+
+def object_keys(client: Any, settings: Settings, prefix: str) -> list[str]:
+    """Every object key under ``prefix``, named by a manifest row or not."""
+    keys = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=settings.s3_bucket, Prefix=prefix):
+        keys.extend(obj["Key"] for obj in page.get("Contents", []))
+    return sorted(keys)
+
+
+def table_prefix(settings: Settings, name: str) -> str:
+    layer, tname = name.split(".", 1)
+    return f"{settings.archive_prefix}/{layer}/{tname}/"
+
+
+def rewrite_day(
+    spark: SparkSession,
+    settings: Settings,
+    name: str,
+    day: date,
+    *,
+    without: Column,
+    run_id: str,
+    use: Callable[[DataFrame], None] | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, int]:
+    """Rewrite archived day (``name``, ``day``) without the rows ``without`` matches (a Column
+    that is never null), as the erasure does: the current objects are read back (verified), the
+    remaining rows exported and verified like an archive (steps 1-4, same storage class), the
+    manifest gets the new run (now current), and then every other object of the day is deleted
+    from the store, superseded runs and orphans included. ``use`` sees the remaining rows before
+    the staging copies go (the erasure recomputes gold from them).
+
+    Safe to repeat: a run killed before its manifest commit left orphans the next run deletes; one
+    killed after it left superseded objects the next run deletes. Returns ``rows`` removed,
+    ``objects_removed`` and ``objects_written``.
+    """
+    from adclick.s3 import client as s3_client
+
+    client = s3_client(settings)
+    prefix = day_prefix(settings, name, day)
+    try:
+        objects, frame = read_day(spark, settings, client, name, day, run_id=run_id, log=log)
+        removed = frame.where(without).count() if frame is not None else 0
+        keep = {o["object_key"] for o in objects}
+        written = 0
+        if frame is not None and removed:
+            rest = frame.where(~without)
+            digest = content_digest(rest)
+            uploaded = export_and_verify(
+                spark, settings, client, name, day, frame=rest, digest=digest, run_id=run_id
+            )
+            for obj in uploaded:
+                set_storage_class(client, settings, obj, objects[0]["storage_class"])
+            if use is not None:
+                use(rest)
+            record_objects(
+                spark, settings, name, day, uploaded=uploaded, storage_class=objects[0]["storage_class"],
+                digest=digest, source_version=objects[0]["source_version"], run_id=run_id,
+            )  # fmt: skip
+            keep, written = {o.key for o in uploaded}, len(uploaded)
+        gone = _remove_orphans(client, settings, prefix, keep, named=set())
+    finally:
+        shutil.rmtree(staging(settings, run_id), ignore_errors=True)
+    if removed or gone:
+        log(
+            f"erasure: {name} {day}: {removed:,} row(s) removed from the archive; "
+            f"{written} object(s) written, {gone} deleted"
+        )
+    return {"rows": removed, "objects_removed": gone, "objects_written": written}
+
+
 def restore_day(
     spark: SparkSession,
     settings: Settings,
@@ -441,19 +565,9 @@ def restore_day(
     after checking every object's SHA-256 and the day's rows and content hash against the manifest."""
     from adclick.s3 import client as s3_client
 
-    objects = current_objects(spark, settings, name, day)
-    if not objects:
+    objects, frame = read_day(spark, settings, s3_client(settings), name, day, run_id=run_id, log=log)
+    if frame is None:
         raise ArchiveError(f"{name} {day}: not in the archive manifest; nothing to restore")
-    client = s3_client(settings)
-    wait_readable(client, settings, [o["object_key"] for o in objects], log=log)
-    into = staging(settings, run_id, "restore", name, day.isoformat())
-    copies = []
-    for obj in objects:
-        copy = _download(client, settings, obj["object_key"], into / Path(obj["object_key"]).name)
-        if sha256_of(copy) != obj["sha256"]:
-            raise ArchiveError(f"{obj['object_key']}: SHA-256 differs from the manifest; not restored")
-        copies.append(copy)
-    frame = lake.read_parquet(spark, *(c.as_uri() for c in copies))
     got = content_digest(frame)
     want = Digest(int(objects[0]["partition_rows"]), objects[0]["content_hash"])
     if got != want:

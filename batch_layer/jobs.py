@@ -259,16 +259,18 @@ def run_gold(
     clock: Clock = utc_now,
     run_id: str | None = None,
     snapshot: lake.Snapshot | None = None,
+    silver: DataFrame | None = None,
 ) -> JobResult:
     """Recompute the daily gold tables (hourly, daily, audience, experiments) of ``day`` from silver.
 
     ``snapshot``: the caller's, when it reads silver again after the job (the gold gate); silver is
-    then read at the version that snapshot pinned.
+    then read at the version that snapshot pinned. ``silver``: rows to read instead of the table
+    (an archived day's rows, read back from the archive by the erasure).
     """
 
     def body(lineage: Lineage) -> None:
-        silver = lineage.snapshot.pin("silver.events").read("silver.events")
-        day_rows = filter_event_day(silver, day).persist()
+        source = silver if silver is not None else lineage.snapshot.pin("silver.events").read("silver.events")
+        day_rows = filter_event_day(source, day).persist()
         try:
             lineage.rows_in = day_rows.count()
             for name, transform in GOLD_DAILY.items():

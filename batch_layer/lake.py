@@ -266,3 +266,95 @@ def write_parquet(frame: DataFrame, directory: str, max_rows_per_file: int) -> N
 
 def read_parquet(spark: SparkSession, *paths: str) -> DataFrame:
     return spark.read.parquet(*paths)
+
+
+# Erasure (batch_layer.erasure): row deletes by predicate, and every Parquet file a table's
+# directory holds, referenced or not.
+
+
+def delete_where(
+    spark: SparkSession, settings: Settings, name: str, condition: Any, *, attempts: int = 5
+) -> dict[str, int]:
+    """DELETE the rows of table ``name`` matching ``condition`` (a Column): the files holding them
+    are rewritten without them. Returns the commit's metrics (``rows``, ``files_removed``,
+    ``files_added``; zeros when nothing matched or there is no table).
+
+    A concurrent append to a partition the DELETE read (the stream landing bronze) makes Delta
+    refuse the commit; the DELETE is then retried on the new version, up to ``attempts`` times.
+    """
+    from delta.exceptions import ConcurrentAppendException, ConcurrentDeleteReadException
+    from delta.tables import DeltaTable
+
+    location = path(settings, name)
+    none = {"rows": 0, "files_removed": 0, "files_added": 0}
+    if not DeltaTable.isDeltaTable(spark, location):
+        return none
+    for attempt in range(1, attempts + 1):
+        before = version(spark, settings, name)
+        try:
+            DeltaTable.forPath(spark, location).delete(condition)
+            break
+        except (ConcurrentAppendException, ConcurrentDeleteReadException):
+            if attempt == attempts:
+                raise
+    commits = (
+        DeltaTable.forPath(spark, location)
+        .history()
+        .where((F.col("version") > F.lit(before)) & (F.col("operation") == "DELETE"))
+        .orderBy(F.col("version").desc())
+        .limit(1)
+        .collect()
+    )
+    if not commits:
+        return none
+    metrics = commits[0]["operationMetrics"] or {}
+    return {
+        "rows": int(metrics.get("numDeletedRows", 0)),
+        "files_removed": int(metrics.get("numRemovedFiles", 0)),
+        "files_added": int(metrics.get("numAddedFiles", 0)),
+    }
+
+
+def purge_deletion_vectors(spark: SparkSession, settings: Settings, name: str) -> bool:
+    """Rewrite the files of table ``name`` that carry deletion vectors (REORG ... APPLY (PURGE)),
+    so deleted rows leave the data files; False when the table does not use deletion vectors."""
+    from delta.tables import DeltaTable
+
+    location = path(settings, name)
+    if not DeltaTable.isDeltaTable(spark, location):
+        return False
+    properties = DeltaTable.forPath(spark, location).detail().first()["properties"] or {}
+    if properties.get("delta.enableDeletionVectors", "false").lower() != "true":
+        return False
+    spark.sql(f"REORG TABLE delta.`{location}` APPLY (PURGE)")
+    return True
+
+
+def stored_files(spark: SparkSession, settings: Settings, name: str, *, log_files: bool = False) -> list[str]:
+    """Every file under table ``name``'s directory on storage, whether the current version
+    references it or not: the data files (``*.parquet`` outside ``_delta_log``), or with
+    ``log_files`` the commit files of ``_delta_log`` (``*.json``). Empty when there is no directory."""
+    jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
+    root = jvm.org.apache.hadoop.fs.Path(path(settings, name))
+    fs = root.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # type: ignore[attr-defined]
+    if not fs.exists(root):
+        return []
+    found = []
+    listing = fs.listFiles(root, True)
+    while listing.hasNext():
+        location = listing.next().getPath().toString()
+        in_log = "/_delta_log/" in location
+        wanted = (in_log and location.endswith(".json")) if log_files else location.endswith(".parquet")
+        if wanted and (log_files or not in_log):
+            found.append(location)
+    return sorted(found)
+
+
+def read_column(spark: SparkSession, files: list[str], column: str, data_type: str) -> DataFrame:
+    """Column ``column`` of the Parquet ``files`` (null in a file without it)."""
+    return spark.read.schema(f"`{column}` {data_type}").parquet(*files)
+
+
+def read_text(spark: SparkSession, files: list[str]) -> DataFrame:
+    """The lines of text ``files`` (column ``value``) with the file each came from (``file``)."""
+    return spark.read.text(files).withColumn("file", F.input_file_name())

@@ -83,9 +83,28 @@ def _restore(spark: Any, settings: Settings, args: argparse.Namespace) -> dict[s
     return restore(spark, settings, args.date, args.to or args.date, log=lambda line: print(line, flush=True))
 
 
-# The lifecycle jobs (batch_layer.lifecycle): ``--date`` is the run's "today" (retention) or the
-# first day to restore.
-LIFECYCLE = {"retention": _retention, "restore": _restore}
+def _erase(spark: Any, settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    from batch_layer.erasure import run_erasure
+
+    if not args.user_key:
+        from adclick.erasure import ErasureError
+
+        raise ErasureError("erase needs --user-key (the pseudonymised user id)")
+    result = run_erasure(
+        spark,
+        settings,
+        args.user_key,
+        by=args.by,
+        reason=args.reason,
+        request_id=args.request_id,
+        log=lambda line: print(line, flush=True),
+    )
+    return {k: v for k, v in result.items() if k != "user_key"}
+
+
+# The lifecycle jobs (batch_layer.lifecycle, batch_layer.erasure): ``--date`` is the run's "today"
+# (retention), the first day to restore, or the request's day (erase).
+LIFECYCLE = {"retention": _retention, "restore": _restore, "erase": _erase}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--to", type=date.fromisoformat, help="restore: last day (default: --date)")
     parser.add_argument("--dry-run", action="store_true", help="retention: log the plan, change nothing")
+    parser.add_argument("--user-key", help="erase: the user key (pseudonymised user id) to erase")
+    parser.add_argument("--by", default="unknown", help="erase: who asks (recorded in ops.erasure_log)")
+    parser.add_argument("--reason", default="", help="erase: why (the request's reference)")
+    parser.add_argument("--request-id", help="erase: the request's id (default: a new one)")
     args = parser.parse_args(argv)
     settings = get_settings()
     spark = get_spark(f"adclick-batch-{args.step}", settings=settings)

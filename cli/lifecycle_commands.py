@@ -1,5 +1,6 @@
-"""``adclick archive run|restore|list`` and ``adclick hold add|list|release`` (argparse wiring and
-handlers; the work is in :mod:`batch_layer.lifecycle`, imported by the handlers)."""
+"""``adclick archive run|restore|list``, ``adclick hold add|list|release`` and ``adclick erase``
+(argparse wiring and handlers; the work is in :mod:`batch_layer.lifecycle` and
+:mod:`batch_layer.erasure`, imported by the handlers)."""
 
 from __future__ import annotations
 
@@ -131,6 +132,32 @@ def _hold_release(args: argparse.Namespace) -> int:
     return _with_spark("hold", work)
 
 
+def _erase(args: argparse.Namespace) -> int:
+    from adclick.erasure import check_user_key
+    from adclick.privacy import hash_key, pseudonymise
+
+    settings = get_settings()
+    key = check_user_key(
+        args.user_key if args.user_key else pseudonymise(hash_key(settings), args.user_id, domain="user")
+    )
+    if args.key_only:
+        print(key)
+        return 0
+    if not (args.reason or "").strip():
+        from adclick.erasure import ErasureError
+
+        raise ErasureError("adclick erase needs --reason (the request's reference, kept in ops.erasure_log)")
+
+    def work(spark: Any) -> int:
+        from batch_layer.erasure import run_erasure
+
+        log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+        _print(run_erasure(spark, settings, key, by=args.by, reason=args.reason, log=log))
+        return 0
+
+    return _with_spark("erasure", work)
+
+
 def _table_arg(p: argparse.ArgumentParser, choices: tuple[str, ...]) -> None:
     p.add_argument("--table", action="append", choices=choices, help="only this table (repeatable)")
 
@@ -151,6 +178,20 @@ def add_lifecycle_parsers(sub: Any) -> None:
     ls = asub.add_parser("list", help="each day of the archived tables: lake, archive or restored")
     _table_arg(ls, ARCHIVED)
     ls.set_defaults(func=_archive_list)
+
+    e = sub.add_parser(
+        "erase",
+        help="GDPR/CCPA erasure of one user everywhere, then a scan proving it (as the gdpr_erasure DAG)",
+    )
+    who = e.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user-id", help="the raw user id: pseudonymised here, never stored or sent on")
+    who.add_argument("--user-key", help="the pseudonymised user id (32 hex), as in the lake")
+    e.add_argument("--reason", help="the request's reference (required unless --key-only)")
+    e.add_argument("--by", default=os.environ.get("USER", "unknown"), help="who asks (default: $USER)")
+    e.add_argument(
+        "--key-only", action="store_true", help="print the user key (for the DAG's user_key param) and stop"
+    )
+    e.set_defaults(func=_erase)
 
     h = sub.add_parser("hold", help="legal holds: data they cover is never deleted, archived or erased")
     hsub = h.add_subparsers(dest="hold_command", required=True, metavar="ACTION")

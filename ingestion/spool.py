@@ -35,7 +35,7 @@ import os
 import struct
 import threading
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -380,3 +380,60 @@ class SpoolDrainer:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+
+
+@dataclass(frozen=True)
+class SpoolErasure:
+    """What :func:`erase_records` did: records dropped, segments rewritten, and the slots a
+    running API holds (not rewritten; ``in_use_matches`` of their records matched)."""
+
+    dropped: int = 0
+    segments_rewritten: int = 0
+    slots_in_use: tuple[str, ...] = ()
+    in_use_matches: int = 0
+
+
+def _rewrite_segment(path: Path, keep: Sequence[Record]) -> None:
+    """Replace segment ``path`` by one holding ``keep`` only (fsynced, then renamed over it)."""
+    if not keep:
+        path.unlink()
+        _fsync_dir(path.parent)
+        return
+    tmp = path.with_suffix(".erasing")
+    with tmp.open("wb") as f:
+        f.write(b"".join(encode_record(k, v) for k, v in keep))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def erase_records(root: Path, matches: Callable[[bytes, bytes], bool]) -> SpoolErasure:
+    """Drop every spooled record ``matches(key, value)`` from the spool slots under ``root``.
+
+    A slot is rewritten only while no API process holds it (its ``LOCK``, taken here for the
+    rewrite); a slot in use is read, not rewritten, and reported: its records drain to Kafka as
+    soon as Kafka is reachable, where the topic's retention bounds them.
+    """
+    dropped = rewritten = in_use_matches = 0
+    in_use: list[str] = []
+    for slot in sorted(p for p in Path(root).glob("*") if p.is_dir()) if Path(root).is_dir() else []:
+        try:
+            spool = Spool(slot, max_bytes=1 << 62)
+        except SpoolLocked:
+            in_use.append(slot.name)
+            for path in sorted(slot.glob(_SEGMENT_GLOB)):
+                records, _ = decode_records(path.read_bytes())
+                in_use_matches += sum(1 for k, v in records if matches(k, v))
+            continue
+        try:
+            for segment in list(spool._segments.values()):
+                records = spool.read(segment)
+                keep = [(k, v) for k, v in records if not matches(k, v)]
+                if len(keep) < len(records):
+                    _rewrite_segment(segment.path, keep)
+                    dropped += len(records) - len(keep)
+                    rewritten += 1
+        finally:
+            spool.close()
+    return SpoolErasure(dropped, rewritten, tuple(in_use), in_use_matches)

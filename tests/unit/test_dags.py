@@ -262,7 +262,18 @@ def test_a_day_in_one_session_runs_the_steps_in_order_each_in_its_own_log_group(
     assert not [line for line in quiet if line.startswith("::")]
 
 
-# --- lifecycle: retention and archive_restore ---------------------------------------------
+# --- lifecycle: retention, archive_restore, gdpr_erasure ----------------------------------
+
+
+def _submits(task, monkeypatch) -> list[tuple[str, str, list[str]]]:
+    """The (step, day, extra) of every spark-submit command ``task`` builds (none is run)."""
+    calls: list[tuple[str, str, list[str]]] = []
+    monkeypatch.setitem(
+        task.python_callable.__globals__,
+        "spark_submit_on",
+        lambda step, day, extra: calls.append((step, day.isoformat(), extra)) or "true",
+    )
+    return calls
 
 
 def test_retention_runs_one_submit_as_of_its_day_and_honours_dry_run(dagbag, monkeypatch) -> None:
@@ -272,12 +283,7 @@ def test_retention_runs_one_submit_as_of_its_day_and_honours_dry_run(dagbag, mon
     assert [t.task_id for t in dag.topological_sort()] == ["apply_policy", "register_tables"]
     assert dag.catchup is False and "lifecycle" in dag.tags
     task = dag.get_task("apply_policy")
-    calls = []
-    monkeypatch.setitem(
-        task.python_callable.__globals__,
-        "spark_submit_on",
-        lambda step, day, extra: calls.append((step, day.isoformat(), extra)) or "true",
-    )
+    calls = _submits(task, monkeypatch)
     task.python_callable(
         params={"day": None, "dry_run": False}, logical_date=pendulum.datetime(2026, 12, 2, 4)
     )
@@ -289,12 +295,31 @@ def test_archive_restore_passes_its_range_to_the_restore_job(dagbag, monkeypatch
     dag = dagbag.dags["archive_restore"]
     assert type(dag.timetable).__name__ == "NullTimetable"  # triggered by hand only
     task = dag.get_task("restore")
-    calls = []
-    monkeypatch.setitem(
-        task.python_callable.__globals__,
-        "spark_submit_on",
-        lambda step, day, extra: calls.append((step, day.isoformat(), extra)) or "true",
-    )
+    calls = _submits(task, monkeypatch)
     task.python_callable(params={"from": "2025-01-01", "to": "2025-01-03"})
     task.python_callable(params={"from": "2025-02-01", "to": None})
     assert calls == [("restore", "2025-01-01", ["--to", "2025-01-03"]), ("restore", "2025-02-01", [])]
+
+
+def test_gdpr_erasure_passes_the_key_never_an_id_and_refuses_a_malformed_key(dagbag, monkeypatch) -> None:
+    from adclick.contract import now_utc
+
+    dag = dagbag.dags["gdpr_erasure"]
+    assert type(dag.timetable).__name__ == "NullTimetable"
+    assert [t.task_id for t in dag.topological_sort()] == ["erase_and_verify", "register_tables"]
+    assert set(dag.params) == {"user_key", "by", "reason"}  # no raw user id parameter
+    task = dag.get_task("erase_and_verify")
+    calls = _submits(task, monkeypatch)
+    key = "0123456789abcdef0123456789abcdef"
+    task.python_callable(params={"user_key": key, "by": "dpo", "reason": "ticket 7"}, run_id="manual__1")
+    assert calls == [
+        (
+            "erase",
+            now_utc().date().isoformat(),
+            ["--user-key", key, "--by", "dpo", "--reason", "ticket 7", "--request-id", "erasure-manual__1"],
+        )
+    ]
+    param = dag.params.get_param("user_key")
+    assert param.resolve(key) == key
+    with pytest.raises(Exception, match="does not match"):
+        param.resolve("alice@example.com")  # a raw id is refused before anything runs
