@@ -82,7 +82,7 @@ class Scope:
                 kept = kept | F.col(day_column).between(F.lit(h.date_from), F.lit(h.date_to))
         if ad_column is not None and self.held_ads:
             kept = kept | F.col(ad_column).isin(*self.held_ads)
-        return kept
+        return F.coalesce(kept, F.lit(False))  # a null day or ad is covered by no hold
 
     def user_rows(self) -> Column:
         return F.col("user_key") == F.lit(self.user_key)

@@ -215,7 +215,9 @@ def export_and_verify(
             raise ArchiveError(f"{name} {day}: {obj.key} read back with another SHA-256; nothing deleted")
         copies.append(copy)
     again = (
-        content_digest(lake.read_parquet(spark, *(c.as_uri() for c in copies))) if copies else Digest(0, "0")
+        content_digest(lake.read_parquet(spark, *(lake.file_uri(c) for c in copies)))
+        if copies
+        else Digest(0, "0")
     )
     if again != digest:
         raise ArchiveError(
@@ -479,7 +481,7 @@ def read_day(
     for obj in objects:
         if sha256_of(copies[obj["object_key"]]) != obj["sha256"]:
             raise ArchiveError(f"{obj['object_key']}: SHA-256 differs from the manifest; nothing changed")
-    return objects, lake.read_parquet(spark, *(c.as_uri() for c in copies.values()))
+    return objects, lake.read_parquet(spark, *(lake.file_uri(c) for c in copies.values()))
 
 
 def object_keys(client: Any, settings: Settings, prefix: str) -> list[str]:

@@ -122,7 +122,7 @@ def _scan_frame(spark: SparkSession, files: list[str], name: str) -> DataFrame:
     else:
         day_column = KEYED[name]
         schema = "user_key string" + (", ad_id string" if name != "dims.users" else "")
-    frame = lake.read_column(spark, files, schema).withColumn("file", F.input_file_name())
+    frame = lake.read_columns(spark, files, schema).withColumn("file", F.input_file_name())
     if day_column is not None and table(name).partition_by:
         frame = frame.withColumn("_day", _day_of_file(table(name).partition_by[0]))
     return frame
@@ -184,7 +184,7 @@ def _archive_hits(
             if not keys:
                 continue
             copies = archive.fetch(client, settings, keys, into, log=log)
-            by_file = _found(spark, [c.as_uri() for c in copies.values()], name, scope)
+            by_file = _found(spark, [lake.file_uri(c) for c in copies.values()], name, scope)
             local = {str(c): k for k, c in copies.items()}
             found = {local[unquote(urlparse(f).path)]: n for f, n in by_file.items()}
             if found:

@@ -264,6 +264,12 @@ def write_parquet(frame: DataFrame, directory: str, max_rows_per_file: int) -> N
     )
 
 
+def file_uri(local: Any) -> str:
+    """A local path as the URI Spark reads: ``file://`` and the path as is (``Path.as_uri()``
+    percent-encodes the ``=`` of a ``column=value`` folder, which Spark does not decode)."""
+    return f"file://{local}"
+
+
 def read_parquet(spark: SparkSession, *paths: str) -> DataFrame:
     return spark.read.parquet(*paths)
 
@@ -350,9 +356,9 @@ def stored_files(spark: SparkSession, settings: Settings, name: str, *, log_file
     return sorted(found)
 
 
-def read_column(spark: SparkSession, files: list[str], column: str, data_type: str) -> DataFrame:
-    """Column ``column`` of the Parquet ``files`` (null in a file without it)."""
-    return spark.read.schema(f"`{column}` {data_type}").parquet(*files)
+def read_columns(spark: SparkSession, files: list[str], schema: str) -> DataFrame:
+    """The columns of ``schema`` (DDL) from the Parquet ``files`` (null in a file without one)."""
+    return spark.read.schema(schema).parquet(*files)
 
 
 def read_text(spark: SparkSession, files: list[str]) -> DataFrame:
