@@ -121,7 +121,7 @@ def _scan_frame(spark: SparkSession, files: list[str], name: str) -> DataFrame:
             schema += f", `{day_column}` date"
     else:
         day_column = KEYED[name]
-        schema = "user_key string" + (", ad_id string" if name != "dims.users" else "")
+        schema = "user_key string" + (", ad_id string, event_time timestamp" if name != "dims.users" else "")
     frame = lake.read_columns(spark, files, schema).withColumn("file", F.input_file_name())
     if day_column is not None and table(name).partition_by:
         frame = frame.withColumn("_day", _day_of_file(table(name).partition_by[0]))
@@ -158,12 +158,15 @@ def _held_rows(spark: SparkSession, settings: Settings, scope: Scope) -> int:
     return held
 
 
+def _event_times(rows: DataFrame, erasable: Column) -> list[datetime]:
+    """The distinct event times of the rows to erase (their speed partitions follow from them)."""
+    found = rows.where(erasable & F.col("event_time").isNotNull()).select("event_time").distinct()
+    return [r.event_time for r in found.collect()]
+
+
 def _user_event_times(spark: SparkSession, settings: Settings, scope: Scope) -> list[datetime]:
     rows = lake.read_if_exists(spark, settings, "bronze.events")
-    if rows is None:
-        return []
-    erasable = rows.where(_erasable(scope, "bronze.events") & F.col("event_time").isNotNull())
-    return [r.event_time for r in erasable.select("event_time").distinct().collect()]
+    return [] if rows is None else _event_times(rows, _erasable(scope, "bronze.events"))
 
 
 def _archive_hits(
@@ -174,8 +177,10 @@ def _archive_hits(
     run_id: str,
     *,
     log: Callable[[str], None],
+    times: list[datetime] | None = None,
 ) -> dict[str, dict[str, int]]:
-    """Per archived table, the object keys holding rows to erase (every object read back)."""
+    """Per archived table, the object keys holding rows to erase (every object read back);
+    ``times`` gets the event times of the archived bronze rows to erase."""
     hits: dict[str, dict[str, int]] = {}
     into = archive.staging(settings, run_id, "scan")
     try:
@@ -189,6 +194,9 @@ def _archive_hits(
             found = {local[unquote(urlparse(f).path)]: n for f, n in by_file.items()}
             if found:
                 hits[name] = found
+            if found and name == "bronze.events" and times is not None:
+                frame = _scan_frame(spark, [lake.file_uri(copies[k]) for k in found], name)
+                times.extend(_event_times(frame, _erasable(scope, name, from_files=True)))
     finally:
         shutil.rmtree(archive.staging(settings, run_id), ignore_errors=True)
     return hits
@@ -454,9 +462,10 @@ def _erase(
         say = progress.write
         touched = {n: _lake_days(spark, settings, n, scope) for n in ("bronze.events", "silver.events")}
         held = _held_rows(spark, settings, scope)
-        speed = speed_days(_user_event_times(spark, settings, scope))
+        times = _user_event_times(spark, settings, scope)
         client = s3_client(settings)
-        hits = _archive_hits(spark, settings, client, scope, request_id, log=say)
+        hits = _archive_hits(spark, settings, client, scope, request_id, log=say, times=times)
+        speed = speed_days(times)
         say(
             f"erasure: {request_id}: key in {sum(len(d) for d in touched.values())} lake day(s), "
             f"{sum(len(h) for h in hits.values())} archived object(s); {held} held row(s) kept"

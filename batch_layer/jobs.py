@@ -3,8 +3,9 @@
 Each job takes the day (month) it computes from its caller, reads its inputs through a
 :class:`batch_layer.lake.Snapshot` (each input table pinned at the version it had when the job
 started), rewrites exactly its own partition (``replaceWhere``), so a rerun gives the same table
-contents, and records one ``ops.job_runs`` row with its inputs and outputs as ``table@version``
-and the fraud model version silver scored with. The transforms are :mod:`batch_layer.silver` and
+contents, and records one ``ops.job_runs`` row with its inputs and outputs as ``table@version``,
+the fraud model version silver scored with and the code version (:mod:`batch_layer.lineage`
+follows those rows back to bronze). The transforms are :mod:`batch_layer.silver` and
 :mod:`batch_layer.gold`; the Delta I/O is :mod:`batch_layer.lake`.
 """
 
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession
 
+from adclick.code_version import code_version
 from adclick.dims import SCHEMAS as DIM_SCHEMAS
 from adclick.fraud import DEFAULT_RULES, FraudRules
 from adclick.settings import Settings
@@ -119,14 +121,15 @@ def track_run(
     run_id: str | None,
     snapshot: lake.Snapshot | None = None,
 ) -> JobResult:
-    """Run ``body`` and record it in ``ops.job_runs`` (a failure too, then re-raised).
+    """Run ``body`` and record it in ``ops.job_runs`` (a failure too, then re-raised), with the
+    code version running it (:func:`adclick.code_version.code_version`).
 
     ``body`` reads through ``lineage.snapshot``: ``snapshot`` when the caller's step pinned its
     inputs already (the step then reads the same versions after the job), else a new one.
     """
     run_id = run_id or uuid.uuid4().hex
     lineage = Lineage(snapshot if snapshot is not None else lake.Snapshot(spark, settings))
-    row = {"run_id": run_id, "job": job, "day": day, "started_at": clock()}
+    row = {"run_id": run_id, "job": job, "day": day, "started_at": clock(), "code_version": code_version()}
     try:
         body(lineage)
     except Exception as exc:

@@ -187,16 +187,26 @@ def insert_new(frame: DataFrame, settings: Settings, name: str, key: str) -> Non
 def partition_files(spark: SparkSession, settings: Settings, name: str) -> dict[date, list[str]]:
     """The data files of table ``name`` per value of its first (date) partition column, read from
     the Delta log (no data is scanned); empty when there is no table."""
-    import re
-    from urllib.parse import unquote
-
     at = version(spark, settings, name)
     if at is None:
         return {}
-    column = table(name).partition_by[0]
+    return _files_per_day(read(spark, settings, name, at), table(name).partition_by[0])
+
+
+def partition_files_at(spark: SparkSession, settings: Settings, name: str, value: date, at: int) -> list[str]:
+    """The data files of partition ``value`` (first partition column) of table ``name`` at version
+    ``at``, sorted, read from that version's Delta log (no data is scanned)."""
+    files = _files_per_day(read(spark, settings, name, at), table(name).partition_by[0])
+    return sorted(files.get(value, []))
+
+
+def _files_per_day(frame: DataFrame, column: str) -> dict[date, list[str]]:
+    import re
+    from urllib.parse import unquote
+
     pattern = re.compile(rf"/{re.escape(column)}=(\d{{4}}-\d{{2}}-\d{{2}})/")
     files: dict[date, list[str]] = {}
-    for location in read(spark, settings, name, at).inputFiles():
+    for location in frame.inputFiles():
         found = pattern.search(unquote(location))
         if found:
             files.setdefault(date.fromisoformat(found.group(1)), []).append(location)

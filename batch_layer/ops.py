@@ -1,7 +1,7 @@
 """The batch layer's ops tables: ``ops.job_runs`` and ``ops.batch_watermark`` (append-only Delta).
 
 * ``ops.job_runs``: one row per batch job run (inputs/outputs as ``table@version``, row counts,
-  status, times from the caller's clock).
+  status, times from the caller's clock, the code version that ran it).
 * ``ops.batch_watermark``: one row per day that passed its gates; the watermark of a pipeline is its
   latest ``day``, and it only ever moves forward one day at a time.
 
@@ -38,6 +38,8 @@ JOB_RUNS = T.StructType(
         T.StructField("rows_out", T.LongType()),
         T.StructField("model_version", T.StringType()),
         T.StructField("message", T.StringType()),
+        # Added after the first release: null in rows written before it (the table evolves).
+        T.StructField("code_version", T.StringType()),
     ]
 )
 BATCH_WATERMARK = T.StructType(

@@ -177,12 +177,14 @@ def build_parser() -> argparse.ArgumentParser:
     except ImportError:  # pragma: no cover - traffic package is part of the project
         pass
     from cli.lifecycle_commands import add_lifecycle_parsers
+    from cli.lineage_commands import add_lineage_parser
     from ingestion.commands import add_ingest_parser
     from traffic.dlq_commands import add_dlq_parser
 
     add_ingest_parser(sub)
     add_dlq_parser(sub)
     add_lifecycle_parsers(sub)
+    add_lineage_parser(sub)
     return parser
 
 
