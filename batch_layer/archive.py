@@ -13,7 +13,9 @@ Archive of one (table, day) (:func:`archive_day`), in this order, each step safe
    do; reading a ``GLACIER`` object back needs a restore, so the check comes first);
 5. ``ops.archive_manifest`` gets one row per object (key, bytes, SHA-256, rows, the partition's
    rows and content hash, the source Delta version);
-6. only then is the partition deleted from the lake.
+6. only then is the partition deleted from the lake, if it still holds what was exported (a
+   commit to the table since the export is checked by content; a changed day is kept and
+   archived again by the next run).
 
 A run killed anywhere loses nothing: before step 5 the lake still has the rows and the next run
 exports again (objects no manifest row names are removed as orphans); after step 5 the next run
@@ -272,8 +274,17 @@ def set_storage_class(client: Any, settings: Settings, obj: ArchivedObject, stor
 
 
 def _check_present(client: Any, settings: Settings, objects: list[dict[str, Any]]) -> None:
+    from botocore.exceptions import ClientError
+
     for obj in objects:
-        head = client.head_object(Bucket=settings.s3_bucket, Key=obj["object_key"])
+        try:
+            head = client.head_object(Bucket=settings.s3_bucket, Key=obj["object_key"])
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "?")
+            raise ArchiveError(
+                f"{obj['object_key']}: named by the manifest but not readable in the store ({code}); "
+                "nothing deleted"
+            ) from exc
         if int(head["ContentLength"]) != int(obj["bytes"]):
             raise ArchiveError(
                 f"{obj['object_key']}: {head['ContentLength']} bytes in the store, the manifest says "
@@ -322,6 +333,23 @@ def record_objects(
     )
 
 
+def _delete_if_unchanged(
+    spark: SparkSession, settings: Settings, name: str, day: date, *, at: int | None, digest: Digest
+) -> None:
+    """Step 6: delete the partition, only if it still holds what was archived (a write to it since
+    version ``at`` is checked by content; a partition that changed is kept, and the next run
+    archives it again)."""
+    now = lake.version(spark, settings, name)
+    if now != at and at is not None and now is not None:
+        again = content_digest(lake.partition(spark, settings, name, day, now))
+        if again != digest:
+            raise ArchiveError(
+                f"{name} {day}: the partition changed since it was archived (version {at} -> {now}: "
+                f"{digest.rows:,} -> {again.rows:,} rows); nothing deleted, the next run archives it again"
+            )
+    lake.delete_partition(spark, settings, name, day)
+
+
 def archive_day(
     spark: SparkSession,
     settings: Settings,
@@ -363,12 +391,14 @@ def archive_day(
             "bytes": size,
             "outcome": "deleted_after_earlier_archive",
         }
-    uploaded = export_and_verify(
-        spark, settings, client, name, day, frame=frame, digest=digest, run_id=run_id
-    )
-    for obj in uploaded:
-        set_storage_class(client, settings, obj, policy.storage_class)
-    shutil.rmtree(staging(settings, run_id), ignore_errors=True)
+    try:
+        uploaded = export_and_verify(
+            spark, settings, client, name, day, frame=frame, digest=digest, run_id=run_id
+        )
+        for obj in uploaded:
+            set_storage_class(client, settings, obj, policy.storage_class)
+    finally:
+        shutil.rmtree(staging(settings, run_id), ignore_errors=True)
     record_objects(
         spark, settings, name, day, uploaded=uploaded, storage_class=policy.storage_class, digest=digest,
         source_version=at, run_id=run_id,
@@ -377,7 +407,7 @@ def archive_day(
     orphans = _remove_orphans(
         client, settings, day_prefix(settings, name, day), keep, _named_keys(spark, settings, name, day)
     )
-    lake.delete_partition(spark, settings, name, day)
+    _delete_if_unchanged(spark, settings, name, day, at=at, digest=digest)
     size = sum(o.bytes for o in uploaded)
     log(
         f"retention: {name} {day}: {digest.rows:,} rows -> {len(uploaded)} object(s), {size:,} bytes, "

@@ -109,8 +109,18 @@ def add_hold(
     hold = Hold(
         f"hold-{uuid.uuid4().hex[:10]}", kind, reason, by, date_from, date_to, advertiser_id, user_key
     )  # type: ignore[arg-type]
-    row = {**hold.__dict__, "action": "add", "by": by, "at": utc_now()}
-    row.pop("created_by")
+    row = {
+        "hold_id": hold.hold_id,
+        "action": "add",
+        "kind": hold.kind,
+        "date_from": hold.date_from,
+        "date_to": hold.date_to,
+        "advertiser_id": hold.advertiser_id,
+        "user_key": hold.user_key,
+        "reason": reason,
+        "by": by,
+        "at": utc_now(),
+    }
     lake.append_rows(spark, settings, "ops.legal_holds", [row], LEGAL_HOLDS)
     return hold
 
