@@ -250,7 +250,7 @@ def _recompute_speed(
     from datetime import timedelta
 
     from adclick import dims
-    from speed_layer.speed_sink import recomputed_day
+    from adclick.aggregates import recomputed_day
 
     watermark = batch_watermark(spark, settings)
     done = {"dropped": 0, "recomputed": 0}
@@ -329,7 +329,7 @@ def _kafka_bound(settings: Settings, now: datetime, *, log: Callable[[str], None
 
 
 def _erase_spool(settings: Settings, scope: Scope, *, log: Callable[[str], None]) -> int:
-    from ingestion.spool import erase_records
+    from adclick.spool_format import erase_records
 
     needle = scope.user_key.encode()
     done = erase_records(settings.path("spool"), lambda _key, value: needle in value)

@@ -9,7 +9,7 @@ function returns the rows of one gold table of docs/lake.md:
 * :func:`audience_daily`: one row per (``day``, :data:`AUDIENCE`);
 * :func:`experiments_daily`: one row per (``day``, :data:`EXPERIMENT`), events with an experiment only.
 
-The counts mean what they mean in the speed layer (``speed_layer.aggregates``: clicks are distinct
+The counts mean what they mean in the speed layer (``adclick.aggregates``: clicks are distinct
 non-fraud click event_ids, cost over non-fraud clicks, revenue over conversions), but
 ``unique_users`` is the exact count of distinct ``user_key``: it is recomputed from silver at every
 grain, never added up, since one user active on two days is one user of the month. Null dimension

@@ -225,6 +225,9 @@ class _Tracer:
         multi_day = run.job in MONTHLY_JOBS
         for ref in run.inputs:
             input_name, input_version = parse_ref(ref)
+            if input_name != BRONZE and input_name not in PRODUCERS:  # a leaf: once, not per day
+                node.inputs.append(Node(input_name, day, input_version, note="not written by a batch job"))
+                continue
             for input_day in input_days(run.job, day):
                 child = self.input(input_name, input_day, input_version, skip_missing=multi_day)
                 if child is not None:
@@ -234,8 +237,6 @@ class _Tracer:
     def input(self, name: str, day: date, version: int, *, skip_missing: bool) -> Node | None:
         if name == BRONZE:
             return self.bronze(day, version)
-        if name not in PRODUCERS:
-            return Node(name, day, version, note="not written by a batch job")
         run = producing_run(self.runs, name, day, version)
         if run is None:
             if skip_missing:  # a month's day that no run wrote (yet) was not in the month's input

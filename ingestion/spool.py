@@ -4,8 +4,9 @@ Writes ``settings.path("spool")/<slot>/seg-<n>.log``; one record per event, the 
 ``(key, value)`` the producer would have sent (no raw personal data). Reads them back in order
 and produces them to Kafka when it is reachable again.
 
-Format: append-only segment files of records ``[u32 length][u32 crc32][u16 key length][key][value]``
-(little endian; length and CRC cover everything after the 8-byte header). A crash can leave a torn
+Format (:mod:`adclick.spool_format`): append-only segment files of records ``[u32 length][u32
+crc32][u16 key length][key][value]`` (little endian; length and CRC cover everything after the
+8-byte header). A crash can leave a torn
 last record; opening a segment scans it and truncates it at the first record whose header,
 length or CRC does not check out, keeping every record before it.
 
@@ -32,22 +33,24 @@ import contextlib
 import fcntl
 import logging
 import os
-import struct
 import threading
-import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from adclick.spool_format import (
+    LOCK,
+    MAX_RECORD_BYTES,
+    SEGMENT_GLOB,
+    decode_records,
+    encode_record,
+    fsync_dir,
+)
 from ingestion.producer import EventSink, Record, SendResult, SinkState
 
 log = logging.getLogger(__name__)
 
-_HEADER = struct.Struct("<II")  # payload length, crc32(payload)
-_KEYLEN = struct.Struct("<H")
-MAX_RECORD_BYTES = 16 * 1024 * 1024
-_SEGMENT_GLOB = "seg-*.log"
 ROOM_BYTES = 4096  # "has room" = space for at least one more typical event
 
 
@@ -79,42 +82,6 @@ class SpoolDepth:
         return self.bytes + ROOM_BYTES <= self.max_bytes
 
 
-def encode_record(key: bytes, value: bytes) -> bytes:
-    payload = _KEYLEN.pack(len(key)) + key + value
-    return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
-
-
-def decode_records(data: bytes | memoryview) -> tuple[list[Record], int]:
-    """Records in ``data`` up to the first torn/corrupt one, and the byte length they cover."""
-    view = memoryview(data)
-    records: list[Record] = []
-    pos = 0
-    end = len(view)
-    while pos + _HEADER.size <= end:
-        length, crc = _HEADER.unpack_from(view, pos)
-        start = pos + _HEADER.size
-        if length < _KEYLEN.size or length > MAX_RECORD_BYTES or start + length > end:
-            break
-        payload = view[start : start + length]
-        if zlib.crc32(payload) != crc:
-            break
-        (key_len,) = _KEYLEN.unpack_from(payload, 0)
-        if _KEYLEN.size + key_len > length:
-            break
-        key = bytes(payload[_KEYLEN.size : _KEYLEN.size + key_len])
-        records.append((key, bytes(payload[_KEYLEN.size + key_len :])))
-        pos = start + length
-    return records, pos
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class Spool:
     """Append-only segmented log of records in one directory (see the module docstring)."""
 
@@ -132,7 +99,7 @@ class Spool:
         self.fsync = fsync
         self._lock = threading.Lock()
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = os.open(self.directory / "LOCK", os.O_RDWR | os.O_CREAT, 0o600)
+        self._lock_fd = os.open(self.directory / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -142,7 +109,7 @@ class Spool:
         self._active: Segment | None = None
         self._active_fd: int | None = None
         self.truncated_bytes = 0
-        for path in sorted(self.directory.glob(_SEGMENT_GLOB)):
+        for path in sorted(self.directory.glob(SEGMENT_GLOB)):
             self._recover(path)
         self._next_seq = max(self._segments, default=0) + 1
         self.appended = threading.Event()  # set on every append: wakes the drainer
@@ -219,7 +186,7 @@ class Spool:
         path = self.directory / f"seg-{seq:012d}.log"
         self._active_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         if self.fsync:
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
         segment = Segment(seq, path, 0, 0)
         self._segments[seq] = segment
         self._active = segment
@@ -382,58 +349,12 @@ class SpoolDrainer:
             self._thread = None
 
 
-@dataclass(frozen=True)
-class SpoolErasure:
-    """What :func:`erase_records` did: records dropped, segments rewritten, and the slots a
-    running API holds (not rewritten; ``in_use_matches`` of their records matched)."""
-
-    dropped: int = 0
-    segments_rewritten: int = 0
-    slots_in_use: tuple[str, ...] = ()
-    in_use_matches: int = 0
-
-
-def _rewrite_segment(path: Path, keep: Sequence[Record]) -> None:
-    """Replace segment ``path`` by one holding ``keep`` only (fsynced, then renamed over it)."""
-    if not keep:
-        path.unlink()
-        _fsync_dir(path.parent)
-        return
-    tmp = path.with_suffix(".erasing")
-    with tmp.open("wb") as f:
-        f.write(b"".join(encode_record(k, v) for k, v in keep))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def erase_records(root: Path, matches: Callable[[bytes, bytes], bool]) -> SpoolErasure:
-    """Drop every spooled record ``matches(key, value)`` from the spool slots under ``root``.
-
-    A slot is rewritten only while no API process holds it (its ``LOCK``, taken here for the
-    rewrite); a slot in use is read, not rewritten, and reported: its records drain to Kafka as
-    soon as Kafka is reachable, where the topic's retention bounds them.
-    """
-    dropped = rewritten = in_use_matches = 0
-    in_use: list[str] = []
-    for slot in sorted(p for p in Path(root).glob("*") if p.is_dir()) if Path(root).is_dir() else []:
-        try:
-            spool = Spool(slot, max_bytes=1 << 62)
-        except SpoolLocked:
-            in_use.append(slot.name)
-            for path in sorted(slot.glob(_SEGMENT_GLOB)):
-                records, _ = decode_records(path.read_bytes())
-                in_use_matches += sum(1 for k, v in records if matches(k, v))
-            continue
-        try:
-            for segment in list(spool._segments.values()):
-                records = spool.read(segment)
-                keep = [(k, v) for k, v in records if not matches(k, v)]
-                if len(keep) < len(records):
-                    _rewrite_segment(segment.path, keep)
-                    dropped += len(records) - len(keep)
-                    rewritten += 1
-        finally:
-            spool.close()
-    return SpoolErasure(dropped, rewritten, tuple(in_use), in_use_matches)
+__all__ = [
+    "MAX_RECORD_BYTES",
+    "Spool",
+    "SpoolDrainer",
+    "SpoolFull",
+    "SpoolLocked",
+    "decode_records",
+    "encode_record",
+]

@@ -3,7 +3,7 @@
 (the affected minutes rewritten).
 
 Grain: ``speed.ad_clicks_minute`` has one row per (``window_start`` minute, ``ad_id``,
-``campaign_id``, ``country``, ``device_type``) with the counts of :mod:`speed_layer.aggregates`
+``campaign_id``, ``country``, ``device_type``) with the counts of :mod:`adclick.aggregates`
 and a mergeable HLL sketch of users; ``speed.ad_clicks_5min`` the same over 5-minute windows
 sliding by a minute (each event counts in 5 of them); ``speed.top_ads_minute`` one row per
 (minute, rank) for the top ``n`` ads by non-fraud clicks. A micro-batch's counts are *added* to
@@ -16,27 +16,30 @@ replayed after a crash is skipped by Delta instead of being added twice.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame
 
+from adclick.aggregates import (
+    COUNTS,
+    DIMENSIONS,
+    minute_aggregates,
+    sliding_aggregates,
+    top_ads,
+    with_partition_date,
+)
 from adclick.catalog import table
 from adclick.dims import DimsCache
 from adclick.enrich import enrich_ads, enrich_users, with_device
 from adclick.fraud import with_fraud
 from adclick.settings import Settings
-from speed_layer.aggregates import COUNTS, DIMENSIONS, minute_aggregates, sliding_aggregates, top_ads
 
 APP_ID = "adclick-speed-minute"
 APP_ID_TOP = "adclick-speed-top"
 KEYS = ("window_start", *DIMENSIONS)
 TXN_APP = "spark.databricks.delta.write.txnAppId"
 TXN_VERSION = "spark.databricks.delta.write.txnVersion"
-
-
-def with_partition_date(aggs: DataFrame) -> DataFrame:
-    return aggs.withColumn("window_date", F.to_date("window_start"))
 
 
 def window_dates(minutes: list[str], span_minutes: int = 5) -> list[str]:
@@ -149,23 +152,3 @@ def update_batch(
     finally:
         aggs.unpersist()
         events.unpersist()
-
-
-def recomputed_day(
-    events: DataFrame, ads: DataFrame, users: DataFrame, day: date, *, top_n: int = 100
-) -> dict[str, DataFrame]:
-    """The rows of partition ``day`` of the three speed tables, recomputed from events in one pass
-    (pure; the erasure rewrites a speed day from bronze with it).
-
-    ``events``: the distinct events (one row per ``event_id``) from ``day`` 00:00 to 00:04 of the
-    next day (a 5-minute window starting at 23:59 holds events of the next day). Same transforms
-    as :func:`update_batch`; no event is dropped as late, as the stream may have.
-    """
-    enriched = with_fraud(enrich_users(enrich_ads(with_device(events), ads), users))
-    on_day = F.col("window_date") == F.lit(day)
-    minute = with_partition_date(minute_aggregates(enriched)).where(on_day)
-    return {
-        "speed.ad_clicks_minute": minute,
-        "speed.ad_clicks_5min": with_partition_date(sliding_aggregates(enriched)).where(on_day),
-        "speed.top_ads_minute": with_partition_date(top_ads(minute, n=top_n)),
-    }

@@ -1,4 +1,4 @@
-"""Windowed aggregates, sketch roll-ups and top-N (speed_layer.aggregates), on inline rows."""
+"""Windowed aggregates, sketch roll-ups and top-N (adclick.aggregates), on inline rows."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pyspark.sql.functions as F
 import pytest
 from pyspark.testing import assertDataFrameEqual
 
-from speed_layer.aggregates import (
+from adclick.aggregates import (
     DIMENSIONS,
     MEASURES,
     merge_sketches,

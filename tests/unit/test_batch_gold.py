@@ -8,6 +8,7 @@ import pyspark.sql.functions as F
 import pytest
 from pyspark.testing import assertDataFrameEqual
 
+from adclick.aggregates import COUNTS, minute_aggregates
 from batch_layer.gold import (
     AUDIENCE,
     DIMENSIONS,
@@ -21,7 +22,6 @@ from batch_layer.gold import (
     monthly,
     with_ratios,
 )
-from speed_layer.aggregates import COUNTS, minute_aggregates
 
 DAY = date(2026, 11, 27)
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

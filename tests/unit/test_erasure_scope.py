@@ -18,7 +18,8 @@ from adclick.erasure import (
     speed_days,
 )
 from adclick.retention import Hold
-from ingestion.spool import Spool, decode_records, erase_records
+from adclick.spool_format import decode_records, erase_records
+from ingestion.spool import Spool
 
 KEY = "0123456789abcdef0123456789abcdef"
 OTHER = "fedcba9876543210fedcba9876543210"

@@ -1,4 +1,4 @@
-"""Windowed ad-click aggregates (pure transforms), for the speed layer and reused by the batch layer.
+"""Windowed ad-click aggregates (pure transforms) of the speed tables, shared by both lambda paths.
 
 Reads deduplicated, enriched, fraud-scored events: ``event_id``, ``event_type``, ``event_time``,
 ``ad_id``, ``campaign_id``, ``country``, ``device_type``, ``user_key``, ``cost_micros``,
@@ -11,7 +11,9 @@ and :func:`adclick.fraud.with_fraud`). Writes nothing; the outputs are:
   ``window_end``, the same four dimensions), so each event counts in 5 windows;
 * :func:`merge_sketches`: rows rolled up to coarser keys (minutes -> hour -> day) by summing counts
   and unioning the HLL sketches, without re-reading events;
-* :func:`top_ads`: one row per (``window_start``, ad) for the ``n`` best ranked ads by clicks.
+* :func:`top_ads`: one row per (``window_start``, ad) for the ``n`` best ranked ads by clicks;
+* :func:`recomputed_day`: a whole day of the three speed tables from events, in one pass (the
+  erasure rewrites a speed day from bronze with it).
 
 Measures (:data:`MEASURES`): ``impressions``, ``clicks`` (distinct non-fraud click event_ids),
 ``fraud_clicks`` (distinct fraud click event_ids; so ``clicks + fraud_clicks`` = distinct click
@@ -25,10 +27,13 @@ Null dimension values become ``unknown`` so that MERGE keys are never null; an e
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, Window
 
+from adclick.enrich import enrich_ads, enrich_users, with_device
+from adclick.fraud import with_fraud
 from adclick.measures import COUNTS, DIMENSIONS, count_measures, dimension_columns
 
 MEASURES = (*COUNTS, "users_sketch", "unique_users")
@@ -119,3 +124,28 @@ def top_ads(minute_aggs: DataFrame, n: int = 100) -> DataFrame:
         .where(F.col("rank") <= n)
         .select("window_start", "rank", "ad_id", "clicks")
     )
+
+
+def with_partition_date(aggs: DataFrame) -> DataFrame:
+    """Adds the speed tables' partition column, ``window_date`` (the window start's UTC date)."""
+    return aggs.withColumn("window_date", F.to_date("window_start"))
+
+
+def recomputed_day(
+    events: DataFrame, ads: DataFrame, users: DataFrame, day: date, *, top_n: int = 100
+) -> dict[str, DataFrame]:
+    """The rows of partition ``day`` of the three speed tables, recomputed from events in one pass
+    (pure; the erasure rewrites a speed day from bronze with it).
+
+    ``events``: the distinct events (one row per ``event_id``) from ``day`` 00:00 to 00:04 of the
+    next day (a 5-minute window starting at 23:59 holds events of the next day). Same transforms
+    as :func:`speed_layer.speed_sink.update_batch`; no event is dropped as late, as the stream may have.
+    """
+    enriched = with_fraud(enrich_users(enrich_ads(with_device(events), ads), users))
+    on_day = F.col("window_date") == F.lit(day)
+    minute = with_partition_date(minute_aggregates(enriched)).where(on_day)
+    return {
+        "speed.ad_clicks_minute": minute,
+        "speed.ad_clicks_5min": with_partition_date(sliding_aggregates(enriched)).where(on_day),
+        "speed.top_ads_minute": with_partition_date(top_ads(minute, n=top_n)),
+    }
