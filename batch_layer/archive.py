@@ -233,8 +233,9 @@ def set_storage_class(client: Any, settings: Settings, obj: ArchivedObject, stor
     """Move an archived object to ``storage_class`` and check it (size, class, SHA-256 metadata).
 
     The move is an in-place copy, as S3 lifecycle transitions are; a store that refuses an
-    in-place copy (s3proxy's filesystem backend) gets the verified local file again, uploaded
-    with the storage class.
+    in-place copy (s3proxy's filesystem backend) gets the verified local file again in one PUT
+    with the storage class (s3proxy stores a multipart upload, boto3's choice above 8 MiB, as
+    ``STANDARD`` whatever class it names; one PUT takes objects up to 5 GB).
     """
     from botocore.exceptions import ClientError
 
@@ -251,15 +252,14 @@ def set_storage_class(client: Any, settings: Settings, obj: ArchivedObject, stor
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") not in ("InvalidRequest", "NotImplemented"):
                 raise
-            client.upload_file(
-                str(obj.file),
-                bucket,
-                obj.key,
-                ExtraArgs={
-                    "StorageClass": storage_class,
-                    "Metadata": {"sha256": obj.sha256, "rows": str(obj.rows)},
-                },
-            )
+            with obj.file.open("rb") as body:  # one PUT: a multipart upload would land as STANDARD
+                client.put_object(
+                    Bucket=bucket,
+                    Key=obj.key,
+                    Body=body,
+                    StorageClass=storage_class,
+                    Metadata={"sha256": obj.sha256, "rows": str(obj.rows)},
+                )
     head = client.head_object(Bucket=bucket, Key=obj.key)
     got = head.get("StorageClass", "STANDARD")
     if (
