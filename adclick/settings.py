@@ -7,6 +7,7 @@ servers, Spark master, lake root (``file://`` or ``s3a://``), Trino host, S3 end
 from __future__ import annotations
 
 import functools
+import os
 from datetime import date
 from pathlib import Path
 from typing import Literal
@@ -190,6 +191,16 @@ class Settings(BaseSettings):
     max_batch_events: int = 10_000
     max_json_depth: int = Field(default=8, description="Nesting depth of one event (an event object = 1).")
     edge_country_header: str = "CloudFront-Viewer-Country"
+    ingest_workers: int = Field(
+        default=0,
+        ge=0,
+        description="Ingestion API worker processes; 0 = half the CPU cores (at least 1), the rest "
+        "left to Kafka and the producer's threads.",
+    )
+    ingest_producer: Literal["librdkafka", "kafka-python"] = Field(
+        default="librdkafka",
+        description="Kafka client of the ingestion hot path: librdkafka (confluent-kafka) or kafka-python.",
+    )
     produce_timeout_seconds: float = Field(default=5.0, description="Wait for Kafka acks, then spool.")
     spool_max_bytes: int = Field(default=1024 * 1024 * 1024, description="Local spool cap; full -> 503.")
     spool_segment_bytes: int = 64 * 1024 * 1024
@@ -241,6 +252,11 @@ class Settings(BaseSettings):
     @property
     def airflow_url(self) -> str:
         return f"http://{self.bind_host}:{self.airflow_port}"
+
+    @property
+    def ingest_worker_count(self) -> int:
+        """``ingest_workers``, or half the CPU cores (at least one) when it is 0."""
+        return self.ingest_workers or max(1, (os.cpu_count() or 1) // 2)
 
     def path(self, *parts: str) -> Path:
         """A path under the data directory."""

@@ -7,6 +7,7 @@ read here (``--issued-at`` default) and nowhere in :mod:`ingestion.redirect`.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -50,9 +51,19 @@ def _ingest_api(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     port = args.port if args.port is not None else settings.ingest_port
-    print(f"ingestion API on http://{settings.bind_host}:{port} (docs at /docs)", file=sys.stderr, flush=True)
+    print(
+        f"ingestion API on http://{settings.bind_host}:{port} (docs at /docs), "
+        f"{args.workers or settings.ingest_worker_count} worker(s), producer {settings.ingest_producer}",
+        file=sys.stderr,
+        flush=True,
+    )
     try:
-        run(settings, port=args.port, workers=args.workers)
+        workers = args.workers or settings.ingest_worker_count
+        if args.workers and args.workers != settings.ingest_worker_count:
+            # every worker builds its settings from the environment: tell them how many share the limits
+            os.environ["ADCLICK_INGEST_WORKERS"] = str(args.workers)
+            settings = settings.model_copy(update={"ingest_workers": args.workers})
+        run(settings, port=args.port, workers=workers)
     except MissingHashKeyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -93,7 +104,10 @@ def add_ingest_parser(subparsers: Any) -> None:
     )
     p.add_argument("--port", type=_port, help="listen port (default: settings.ingest_port, 8000)")
     p.add_argument(
-        "--workers", type=_positive_int, default=1, help="worker processes (default 1; each owns a spool)"
+        "--workers",
+        type=_positive_int,
+        help="worker processes (default: settings.ingest_workers, ADCLICK_INGEST_WORKERS; 0 there means half "
+        "the CPU cores); each owns a spool slot and 1/N of the rate limits",
     )
     p.set_defaults(func=_ingest_api)
 

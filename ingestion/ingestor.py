@@ -38,6 +38,7 @@ from ingestion.hot_keys import HotKeys
 from ingestion.limits import BodyError, json_depth_exceeds
 from ingestion.producer import EventSink, KafkaSink, Record, SinkState, deliver
 from ingestion.rate_limit import RateLimiter
+from ingestion.rdkafka_sink import RdKafkaSink
 from ingestion.redirect import MissingRedirectKeyError, redirect_key
 from ingestion.request_parsing import client_ip
 from ingestion.responses import Refusal, error_response, field_text
@@ -60,6 +61,26 @@ def _scrub(text: str, obj: Any) -> str:
     return text
 
 
+def event_sink(settings: Settings) -> EventSink:
+    """The Kafka sink ``settings.ingest_producer`` names (librdkafka unless told otherwise)."""
+    return RdKafkaSink(settings) if settings.ingest_producer == "librdkafka" else KafkaSink(settings)
+
+
+def worker_limiter(settings: Settings, clock: Callable[[], float]) -> RateLimiter:
+    """This worker's share of the rate limits: each of the ``ingest_worker_count`` workers
+    refills and bursts at 1/N of the configured figures, so N workers together admit what the
+    settings say (a client whose connections spread over the workers gets the full rate; a
+    single keep-alive connection stays on one worker and gets 1/N)."""
+    n = settings.ingest_worker_count
+    return RateLimiter(
+        per_ip=settings.rate_limit_per_ip / n,
+        per_ip_burst=max(1, settings.rate_limit_per_ip_burst // n),
+        per_key=settings.rate_limit_per_key / n,
+        per_key_burst=max(1, settings.rate_limit_per_key_burst // n),
+        clock=clock,
+    )
+
+
 class Ingestor:
     """Everything a request needs, built once per process from the settings."""
 
@@ -77,7 +98,7 @@ class Ingestor:
             log.warning("click redirects disabled: %s", exc)
             self.redirect_key = None
         self.own_sink = sink is None
-        self.sink: EventSink = sink if sink is not None else KafkaSink(settings)
+        self.sink: EventSink = sink if sink is not None else event_sink(settings)
         self.state = SinkState(clock)
         self.spool = Spool.open_slot(
             settings.path("spool"),
@@ -100,13 +121,7 @@ class Ingestor:
             window_seconds=settings.hot_key_window_seconds,
             clock=clock,
         )
-        self.limiter = RateLimiter(
-            per_ip=settings.rate_limit_per_ip,
-            per_ip_burst=settings.rate_limit_per_ip_burst,
-            per_key=settings.rate_limit_per_key,
-            per_key_burst=settings.rate_limit_per_key_burst,
-            clock=clock,
-        )
+        self.limiter = worker_limiter(settings, clock)
         self.auth = ApiKeys(settings.api_keys)
         self.trusted_proxies = frozenset(settings.trusted_proxies)
         self.io = ThreadPoolExecutor(max_workers=_IO_THREADS, thread_name_prefix="ingest-io")

@@ -153,7 +153,7 @@ def _compression(wanted: str, lz4_available: bool) -> str | None:
     return wanted
 
 
-def _tcp_reachable(servers: Sequence[str], timeout: float) -> bool:
+def tcp_reachable(servers: Sequence[str], timeout: float) -> bool:
     for server in servers:
         host, _, port = server.rpartition(":")
         try:
@@ -242,7 +242,7 @@ class KafkaSink:
 
     def reachable(self) -> bool:
         """A broker accepts TCP connections (cheap; no metadata round trip)."""
-        return _tcp_reachable(self.config["bootstrap_servers"], timeout=1.0)
+        return tcp_reachable(self.config["bootstrap_servers"], timeout=1.0)
 
     def close(self) -> None:
         with self._lock:
@@ -307,17 +307,23 @@ async def deliver(
 ) -> list[SendResult]:
     """Send ``records`` and await every acknowledgement (up to ``timeout`` seconds in all).
 
-    A sink with ``submit`` (the Kafka sink) is awaited on the event loop; any other sink's
-    blocking ``send_many`` runs in ``executor``. The time it took goes to :data:`DELIVERY_OBSERVER`.
+    A sink with ``begin`` (librdkafka) queues on the loop, one with ``submit`` (kafka-python) in
+    ``executor``, and both are awaited on the event loop; any other sink's blocking
+    ``send_many`` runs in ``executor``. The time it took goes to :data:`DELIVERY_OBSERVER`.
     """
     loop = asyncio.get_running_loop()
     started = time.perf_counter()
+    begin = getattr(sink, "begin", None)
     submit = getattr(sink, "submit", None)
-    if submit is None:
+    if begin is not None:  # librdkafka: queueing never blocks, so it runs on the loop
+        acks: _Acks | Any = begin(records, loop)
+    elif submit is not None:  # kafka-python: send() may block on metadata, so a worker thread
+        acks = _Acks(loop, await loop.run_in_executor(executor, submit, records))
+    else:
+        acks = None
+    if acks is None:
         results = await loop.run_in_executor(executor, sink.send_many, records, timeout)
     else:
-        handles = await loop.run_in_executor(executor, submit, records)
-        acks = _Acks(loop, handles)
         with contextlib.suppress(TimeoutError):  # unacknowledged records are reported, not raised
             await asyncio.wait_for(asyncio.shield(acks.done), timeout)
         results = acks.snapshot(timeout)

@@ -8,6 +8,7 @@ producer, own spool slot directory; see :mod:`ingestion.spool`).
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from fastapi import FastAPI
@@ -19,7 +20,28 @@ def build_app() -> FastAPI:
     """uvicorn factory (``ingestion.server:build_app``): the app from the process settings."""
     from ingestion.app import create_app
 
-    return create_app(get_settings())
+    app = create_app(get_settings())
+    tune_gc()
+    return app
+
+
+GC_YOUNG_THRESHOLD = 50_000
+"""Allocations between young-generation collections (CPython's default is 700)."""
+
+
+def tune_gc() -> None:
+    """Fewer, cheaper garbage collections for a process that allocates a dict per event.
+
+    A 1,000-event batch allocates tens of thousands of short-lived objects; at CPython's default
+    threshold that triggers dozens of collections per request, and the older generations get
+    scanned with every import-time object in them (7 % of the API's event-loop time under load,
+    measured with py-spy). The objects alive once the app is built are frozen (never scanned
+    again), and young collections run every ``GC_YOUNG_THRESHOLD`` allocations.
+    """
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 def uvicorn_options(settings: Settings, *, port: int | None = None, workers: int = 1) -> dict[str, Any]:
@@ -54,6 +76,8 @@ def run(settings: Settings, *, port: int | None = None, workers: int = 1) -> Non
         from ingestion.app import create_app
 
         options.pop("workers")
-        uvicorn.run(create_app(settings), **options)
+        app = create_app(settings)
+        tune_gc()
+        uvicorn.run(app, **options)
     else:
         uvicorn.run("ingestion.server:build_app", factory=True, **options)

@@ -124,7 +124,7 @@ def test_ingest_api_flags() -> None:
     args = parser().parse_args(["ingest-api", "--port", "8123", "--workers", "2"])
     assert (args.port, args.workers) == (8123, 2)
     defaults = parser().parse_args(["ingest-api"])
-    assert (defaults.port, defaults.workers) == (None, 1)
+    assert (defaults.port, defaults.workers) == (None, None)  # None: settings.ingest_worker_count
     with pytest.raises(SystemExit):
         parser().parse_args(["ingest-api", "--workers", "0"])
 
@@ -168,3 +168,31 @@ def test_mint_click_url_command(capsys: pytest.CaptureFixture[str], monkeypatch:
         assert "http or https" in capsys.readouterr().err
     finally:
         get_settings.cache_clear()
+
+
+def test_ingest_worker_count_defaults_to_half_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    import adclick.settings as settings_module
+
+    monkeypatch.setattr(settings_module.os, "cpu_count", lambda: 8)
+    assert settings().ingest_worker_count == 4
+    assert settings(ingest_workers=3).ingest_worker_count == 3
+    monkeypatch.setattr(settings_module.os, "cpu_count", lambda: 1)
+    assert settings().ingest_worker_count == 1
+
+
+def test_each_worker_gets_its_share_of_the_rate_limits() -> None:
+    from ingestion.ingestor import worker_limiter
+
+    def clock() -> float:
+        return 1000.0
+
+    shared = settings(ingest_workers=4, rate_limit_per_ip=400.0, rate_limit_per_ip_burst=800)
+    limiter = worker_limiter(shared, clock)
+    assert limiter.try_take(200, ip="1.2.3.4") is None  # 800 / 4 = 200 at once
+    assert limiter.try_take(1, ip="1.2.3.4") is not None  # ... and not one more
+    alone = worker_limiter(
+        settings(ingest_workers=1, rate_limit_per_ip=400.0, rate_limit_per_ip_burst=800), clock
+    )
+    assert alone.try_take(400, ip="1.2.3.4") is None
+    assert alone.try_take(400, ip="1.2.3.4") is None  # the whole 800 in one worker
+    assert alone.try_take(1, ip="1.2.3.4") is not None

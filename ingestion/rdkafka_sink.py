@@ -1,0 +1,255 @@
+"""The ingestion hot path's Kafka producer: librdkafka through ``confluent-kafka``.
+
+Writes ``(key, value)`` records to ``settings.topic_events``, the same records, partitions and
+guarantees as :class:`ingestion.producer.KafkaSink` (kafka-python), at a fraction of its CPU:
+kafka-python appends each record to its batches in Python (about 30 us of the GIL per event on
+this machine's cores, measured with py-spy under load), librdkafka does it in C on its own
+threads. Chosen with ``ADCLICK_INGEST_PRODUCER`` (``librdkafka``, the default, or
+``kafka-python``); see ``docs/architecture.md`` for the measurements behind the choice.
+
+Configuration (:func:`rdkafka_config`), the same durability as kafka-python's:
+
+* ``acks=all`` and ``enable.idempotence=true`` (which also bounds in-flight requests to 5 and
+  retries without duplicates or reordering within a partition);
+* ``message.timeout.ms`` 30 s (kafka-python's ``delivery_timeout_ms``): a record is retried by
+  the client that long, while the API waits only ``produce_timeout_seconds`` before spooling it;
+* ``partitioner=murmur2_random``: the Java client's (and kafka-python's) murmur2 of the key, so
+  an ad's records land on the same partition whichever client produced them;
+* ``linger.ms=5``, ``batch.size`` 1 MiB, compression from ``settings.kafka_compression``.
+
+:meth:`RdKafkaSink.begin` hands a request's records to librdkafka without blocking (``produce``
+only copies into librdkafka's queue) and returns a :class:`Pending` whose asyncio future resolves
+once every record has its delivery report; the reports are served by one poller thread. A full
+local queue (``BufferError``) is waited out briefly, then reported per record like any other
+failure, and the caller spools those records. A fatal producer error (possible with idempotence)
+drops the producer; the next request builds a new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+from adclick.settings import Settings
+from ingestion.producer import Record, SendResult, SinkUnavailable, tcp_reachable
+
+log = logging.getLogger(__name__)
+
+_QUEUE_FULL_WAIT_SECONDS = 1.0
+
+
+class DeliveryFailed(RuntimeError):
+    """librdkafka reported that a record was not written (its error text)."""
+
+
+def rdkafka_config(settings: Settings, *, client_id: str = "adclick-ingest") -> dict[str, Any]:
+    """The librdkafka producer configuration (see the module docstring for the why)."""
+    return {
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "client.id": client_id,
+        "acks": "all",
+        "enable.idempotence": True,
+        "max.in.flight.requests.per.connection": 5,
+        "message.timeout.ms": 30_000,
+        "request.timeout.ms": 10_000,
+        "linger.ms": 5,
+        "batch.size": 1024 * 1024,
+        "queue.buffering.max.messages": 1_000_000,
+        "queue.buffering.max.kbytes": 512 * 1024,
+        "compression.type": settings.kafka_compression,
+        "partitioner": "murmur2_random",
+        "socket.connection.setup.timeout.ms": 5_000,
+    }
+
+
+class Pending:
+    """One request's records in flight: per record its result, and a future for the last report."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, size: int) -> None:
+        self.loop = loop
+        self.results: list[SendResult] = [None] * size
+        self.settled = [False] * size
+        self.remaining = size
+        self.lock = threading.Lock()
+        self.done: asyncio.Future[None] = loop.create_future()
+        if size == 0:
+            self.done.set_result(None)
+
+    def fail(self, i: int, error: BaseException) -> None:
+        self.report(i, error)
+
+    def report(self, i: int, error: BaseException | None) -> None:
+        with self.lock:
+            if self.settled[i]:
+                return
+            self.settled[i] = True
+            self.results[i] = error
+            self.remaining -= 1
+            last = self.remaining == 0
+        if last:
+            self.loop.call_soon_threadsafe(self._resolve)
+
+    def _resolve(self) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+    def snapshot(self, timeout: float) -> list[SendResult]:
+        """The results, with every record still without a report marked as timed out."""
+        with self.lock:
+            return [
+                r if settled else TimeoutError(f"no acknowledgement within {timeout:g}s")
+                for r, settled in zip(self.results, self.settled, strict=True)
+            ]
+
+
+class RdKafkaSink:
+    """:class:`ingestion.producer.EventSink` over a confluent-kafka ``Producer``.
+
+    ``factory`` builds the producer from :func:`rdkafka_config` (tests inject a fake).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        factory: Callable[[dict[str, Any]], Any] | None = None,
+        retry_create_seconds: float = 2.0,
+    ) -> None:
+        self.settings = settings
+        self.topic = settings.topic_events
+        self.config = rdkafka_config(settings)
+        self.servers = [s.strip() for s in settings.kafka_bootstrap_servers.split(",") if s.strip()]
+        self._factory = factory
+        self._producer: Any = None
+        self._lock = threading.Lock()
+        self._retry_create_seconds = retry_create_seconds
+        self._next_create = 0.0
+        self._poller: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    # producer lifecycle
+    def _ensure(self) -> Any:
+        producer = self._producer
+        if producer is not None:
+            return producer
+        with self._lock:
+            if self._producer is not None:
+                return self._producer
+            if time.monotonic() < self._next_create:
+                raise SinkUnavailable("Kafka unreachable (retrying shortly)")
+            if self._factory is None and not self.reachable():
+                self._next_create = time.monotonic() + self._retry_create_seconds
+                raise SinkUnavailable(f"no Kafka broker reachable at {self.settings.kafka_bootstrap_servers}")
+            try:
+                if self._factory is not None:
+                    self._producer = self._factory(dict(self.config))
+                else:
+                    from confluent_kafka import Producer
+
+                    self._producer = Producer(self.config, logger=log)
+            except Exception as exc:
+                self._next_create = time.monotonic() + self._retry_create_seconds
+                raise SinkUnavailable(f"cannot create a Kafka producer: {exc!r}") from exc
+            if self._poller is None or not self._poller.is_alive():
+                self._stop.clear()
+                self._poller = threading.Thread(target=self._poll, name="ingest-rdkafka-poll", daemon=True)
+                self._poller.start()
+            return self._producer
+
+    def _poll(self) -> None:
+        """Serve delivery reports (each runs its record's callback) until closed."""
+        while not self._stop.is_set():
+            producer = self._producer
+            if producer is None:
+                self._stop.wait(0.05)
+                continue
+            try:
+                producer.poll(0.05)
+            except Exception:  # a callback that raised: log it, keep serving the others
+                log.exception("delivery report failed")
+
+    def _on_delivery(self, pending: Pending, i: int, error: Any, _message: Any) -> None:
+        if error is None:
+            pending.report(i, None)
+            return
+        if getattr(error, "fatal", lambda: False)():
+            log.error("fatal Kafka producer error, building a new producer: %s", error)
+            with self._lock:
+                self._producer = None
+        pending.report(i, DeliveryFailed(str(error)))
+
+    # EventSink
+    def begin(self, records: Sequence[Record], loop: asyncio.AbstractEventLoop) -> Pending:
+        """Queue every record (never blocks for long); the reports arrive on ``Pending.done``."""
+        pending = Pending(loop, len(records))
+        try:
+            producer = self._ensure()
+        except SinkUnavailable as exc:
+            for i in range(len(records)):
+                pending.fail(i, exc)
+            return pending
+        produce = producer.produce
+        topic = self.topic
+        report = self._on_delivery
+        for i, (key, value) in enumerate(records):
+            callback = partial(report, pending, i)
+            try:
+                produce(topic, value, key, on_delivery=callback)
+            except BufferError:
+                if not self._wait_for_room(producer, topic, key, value, callback):
+                    for j in range(i, len(records)):
+                        pending.fail(j, BufferError("the producer's local queue is full"))
+                    break
+            except Exception as exc:  # KafkaException: producer unusable, bad topic, ...
+                for j in range(i, len(records)):
+                    pending.fail(j, exc)
+                break
+        return pending
+
+    def _wait_for_room(self, producer: Any, topic: str, key: bytes, value: bytes, callback: Any) -> bool:
+        deadline = time.monotonic() + _QUEUE_FULL_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            producer.poll(0.01)
+            try:
+                producer.produce(topic, value, key, on_delivery=callback)
+                return True
+            except BufferError:
+                continue
+        return False
+
+    def send_many(self, records: Sequence[Record], timeout: float) -> list[SendResult]:
+        """Blocking form (the spool drainer): queue all, wait up to ``timeout`` for every report."""
+        loop = asyncio.new_event_loop()
+        try:
+            pending = self.begin(records, loop)
+
+            async def wait() -> None:
+                with contextlib.suppress(TimeoutError):  # unacknowledged records are reported
+                    await asyncio.wait_for(asyncio.shield(pending.done), timeout)
+
+            loop.run_until_complete(wait())
+            return pending.snapshot(timeout)
+        finally:
+            loop.close()
+
+    def reachable(self) -> bool:
+        """A broker accepts TCP connections (cheap; no metadata round trip)."""
+        return tcp_reachable(self.servers, timeout=1.0)
+
+    def close(self) -> None:
+        with self._lock:
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            remaining = producer.flush(self.settings.produce_timeout_seconds)
+            if remaining:
+                log.warning("%d records still unacknowledged when the producer closed", remaining)
+            producer.poll(0)
+        self._stop.set()
+        if self._poller is not None:
+            self._poller.join(timeout=2.0)
