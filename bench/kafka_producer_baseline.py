@@ -1,9 +1,10 @@
 """kafka_producer_baseline: the ceiling for every ingestion figure.
 
-Kafka's own ``ProducerPerformance`` tool (Java) and a kafka-python producer, side by side in one
-run against the same broker and a fresh topic with the partition count of ``adclick.events``:
-150-byte records, acks=all, the same linger and batch size. Reports kafka-python's records/s
-with the Java tool as the peer.
+Kafka's own ``ProducerPerformance`` tool (Java), a kafka-python producer and a confluent-kafka
+(librdkafka) producer, side by side in one run against the same broker and a fresh topic with the
+partition count of ``adclick.events``: 150-byte records, acks=all, the same linger and batch size
+(librdkafka with idempotence on, as the ingestion API runs it). Reports kafka-python's records/s
+with the Java tool as the peer; ``confluent`` holds librdkafka's figures.
 """
 
 from __future__ import annotations
@@ -69,6 +70,38 @@ def _python_producer(settings: Settings, topic: str) -> dict[str, float]:
     return {"records_per_s": RECORDS / elapsed, "seconds": elapsed}
 
 
+def _confluent_producer(settings: Settings, topic: str) -> dict[str, float]:
+    from confluent_kafka import Producer
+
+    producer = Producer(
+        {"bootstrap.servers": settings.kafka_bootstrap_servers, "acks": "all", "enable.idempotence": True,
+         "linger.ms": LINGER_MS, "batch.size": BATCH_SIZE, "compression.type": "none",
+         "queue.buffering.max.messages": 1_000_000}
+    )  # fmt: skip
+    payload = os.urandom(RECORD_SIZE // 2).hex().encode()
+    producer.produce(topic, payload)
+    producer.flush(30)  # connect and fetch metadata before timing
+    failed = 0
+
+    def report(err: object, _msg: object) -> None:
+        nonlocal failed
+        failed += err is not None
+
+    start = time.perf_counter()
+    for _ in range(RECORDS):
+        try:
+            producer.produce(topic, payload, on_delivery=report)
+        except BufferError:
+            producer.poll(0.01)
+            producer.produce(topic, payload, on_delivery=report)
+        producer.poll(0)
+    producer.flush(60)
+    elapsed = time.perf_counter() - start
+    if failed:
+        raise RuntimeError(f"librdkafka failed to deliver {failed} records")
+    return {"records_per_s": RECORDS / elapsed, "seconds": elapsed}
+
+
 def _median(results: list[dict[str, float]]) -> dict[str, float]:
     ordered = sorted(results, key=lambda r: r["records_per_s"])
     return {**ordered[len(ordered) // 2], "rounds": [round(r["records_per_s"]) for r in results]}
@@ -84,15 +117,18 @@ def run(settings: Settings, context: dict | None = None) -> dict:
         # Alternate the two producers and keep each one's median round, so a burst of background
         # load does not decide the ratio.
         rounds = [
-            (_java_producer_perf(settings, topic), _python_producer(settings, topic)) for _ in range(ROUNDS)
-        ]
-        java = _median([j for j, _ in rounds])
-        python = _median([p for _, p in rounds])
+            (_java_producer_perf(settings, topic), _python_producer(settings, topic),
+             _confluent_producer(settings, topic))
+            for _ in range(ROUNDS)
+        ]  # fmt: skip
+        java = _median([j for j, _, _ in rounds])
+        python = _median([p for _, p, _ in rounds])
+        confluent = _median([c for _, _, c in rounds])
     finally:
         admin.delete_topics([topic])
         admin.close()
     mb = RECORD_SIZE / 1e6
-    py_rate, java_rate = python["records_per_s"], java["records_per_s"]
+    py_rate, java_rate, rd_rate = python["records_per_s"], java["records_per_s"], confluent["records_per_s"]
     return write_result(
         "kafka_producer_baseline",
         metric="kafka-python producer throughput",
@@ -103,8 +139,10 @@ def run(settings: Settings, context: dict | None = None) -> dict:
                 "batch_size": BATCH_SIZE, "partitions": settings.topic_partitions, "compression": "none",
                 "rounds": ROUNDS},
         summary=(f"kafka-python {py_rate:,.0f} rec/s ({py_rate * mb:.1f} MB/s), "
+                 f"confluent-kafka {rd_rate:,.0f} rec/s ({rd_rate * mb:.1f} MB/s), "
                  f"Java ProducerPerformance {java_rate:,.0f} rec/s ({java_rate * mb:.1f} MB/s, "
                  f"p99 {java['p99_ms']:.0f} ms)"),
         java=java,
         python=python,
+        confluent=confluent,
     )  # fmt: skip

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -32,6 +36,50 @@ def events(n: int, *, seed: int) -> list[dict[str, Any]]:
             if len(out) == n:
                 return out
     raise RuntimeError(f"generator gave only {len(out)} distinct events, wanted {n}")
+
+
+def free_port(host: str) -> int:
+    """A TCP port nothing listens on right now."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def ingest_api_process(settings: Settings, workers: int) -> Iterator[tuple[str, list[int]]]:
+    """An ingestion API process with ``workers`` workers on a free port, wired like the stack's
+    (same settings through the environment); yields (base URL, the PIDs of parent and workers).
+    Stopped with SIGTERM afterwards (SIGKILL if it does not stop within 30 s)."""
+    import httpx
+    import psutil
+
+    from infra.app_services import app_env
+
+    port = free_port(settings.bind_host)
+    env = {**os.environ, **app_env(settings), "ADCLICK_INGEST_WORKERS": str(workers)}
+    cmd = [sys.executable, "-m", "cli", "ingest-api", "--port", str(port), "--workers", str(workers)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://{settings.bind_host}:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base}/v1/health", timeout=2).status_code == 200:
+                    children = psutil.Process(proc.pid).children(recursive=True)
+                    if workers == 1 or len(children) >= workers:
+                        break
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"the benchmark's ingestion API did not start ({' '.join(cmd)})")
+            time.sleep(0.5)
+        yield base, [proc.pid, *(c.pid for c in psutil.Process(proc.pid).children(recursive=True))]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def percentile(sorted_values: list[float], q: float) -> float:

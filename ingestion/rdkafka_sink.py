@@ -68,6 +68,21 @@ def rdkafka_config(settings: Settings, *, client_id: str = "adclick-ingest") -> 
     }
 
 
+def _is_fatal(error: Any) -> bool:
+    """A librdkafka error that leaves the producer unusable (idempotence state lost)."""
+    if error is None:
+        return False
+    fatal = getattr(error, "fatal", None)
+    if callable(fatal) and fatal():
+        return True
+    code = getattr(error, "code", None)
+    try:
+        from confluent_kafka import KafkaError
+    except ImportError:  # pragma: no cover - confluent-kafka is a dependency
+        return False
+    return callable(code) and code() == KafkaError._FATAL
+
+
 class Pending:
     """One request's records in flight: per record its result, and a future for the last report."""
 
@@ -92,8 +107,9 @@ class Pending:
             self.results[i] = error
             self.remaining -= 1
             last = self.remaining == 0
-        if last:
-            self.loop.call_soon_threadsafe(self._resolve)
+        if last and not self.loop.is_closed():  # a report after the waiter gave up finds no loop
+            with contextlib.suppress(RuntimeError):  # closed between the check and the call
+                self.loop.call_soon_threadsafe(self._resolve)
 
     def _resolve(self) -> None:
         if not self.done.done():
@@ -171,17 +187,27 @@ class RdKafkaSink:
                 continue
             try:
                 producer.poll(0.05)
-            except Exception:  # a callback that raised: log it, keep serving the others
-                log.exception("delivery report failed")
+            except Exception as exc:  # a fatal producer error, or a callback that raised
+                if not self._drop_if_fatal(producer, exc):
+                    log.exception("delivery report failed")
 
-    def _on_delivery(self, pending: Pending, i: int, error: Any, _message: Any) -> None:
+    def _drop_if_fatal(self, producer: Any, exc: BaseException) -> bool:
+        """Forget ``producer`` if ``exc`` is a fatal error of it (the next request builds anew)."""
+        error = exc.args[0] if exc.args else None
+        if not _is_fatal(error):
+            return False
+        log.error("fatal Kafka producer error, building a new producer: %s", error)
+        with self._lock:
+            if self._producer is producer:
+                self._producer = None
+        return True
+
+    def _on_delivery(self, producer: Any, pending: Pending, i: int, error: Any, _message: Any) -> None:
         if error is None:
             pending.report(i, None)
             return
-        if getattr(error, "fatal", lambda: False)():
-            log.error("fatal Kafka producer error, building a new producer: %s", error)
-            with self._lock:
-                self._producer = None
+        if _is_fatal(error):
+            self._drop_if_fatal(producer, RuntimeError(error))
         pending.report(i, DeliveryFailed(str(error)))
 
     # EventSink
@@ -196,28 +222,34 @@ class RdKafkaSink:
             return pending
         produce = producer.produce
         topic = self.topic
-        report = self._on_delivery
+        report = partial(self._on_delivery, producer, pending)
+        room_deadline: float | None = None  # one wait for room per request, not one per record
         for i, (key, value) in enumerate(records):
-            callback = partial(report, pending, i)
+            callback = partial(report, i)
             try:
                 produce(topic, value, key, on_delivery=callback)
             except BufferError:
-                if not self._wait_for_room(producer, topic, key, value, callback):
+                if room_deadline is None:
+                    room_deadline = time.monotonic() + _QUEUE_FULL_WAIT_SECONDS
+                if not self._wait_for_room(producer, (topic, value, key), callback, room_deadline):
                     for j in range(i, len(records)):
                         pending.fail(j, BufferError("the producer's local queue is full"))
                     break
-            except Exception as exc:  # KafkaException: producer unusable, bad topic, ...
+            except Exception as exc:  # KafkaException: producer unusable (fatal), bad topic, ...
+                self._drop_if_fatal(producer, exc)
                 for j in range(i, len(records)):
                     pending.fail(j, exc)
                 break
         return pending
 
-    def _wait_for_room(self, producer: Any, topic: str, key: bytes, value: bytes, callback: Any) -> bool:
-        deadline = time.monotonic() + _QUEUE_FULL_WAIT_SECONDS
+    def _wait_for_room(
+        self, producer: Any, message: tuple[str, bytes, bytes], callback: Any, deadline: float
+    ) -> bool:
+        """Serve delivery reports until the queue takes ``message`` (False once ``deadline`` passed)."""
         while time.monotonic() < deadline:
-            producer.poll(0.01)
             try:
-                producer.produce(topic, value, key, on_delivery=callback)
+                producer.poll(0.01)
+                producer.produce(*message, on_delivery=callback)
                 return True
             except BufferError:
                 continue
