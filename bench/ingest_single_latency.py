@@ -7,15 +7,24 @@ one event; 202 means Kafka acknowledged it with acks=all. The peer is Kafka's ow
 ``ProducerPerformance`` at the same 1,000 records/s on the same broker, in the same run: the
 latency of producing directly, without HTTP. The headline is measured with the stream application
 paused (on this 2-core machine its Spark driver shares the cores with the API); the same load
-with the stream running is reported beside it (``with_stream_running``).
+with the stream running is reported beside it (``with_stream_running``), and again under Spark
+(``p99_ms_under_spark``): while a background client posts ``BENCH_SPARK_LOAD_EPS`` (5,000)
+events/s in 500-event batches that the stream application lands and aggregates, and while the
+day's batch recompute (``adclick batch day``: the Spark steps of a ``daily_batch`` run, at the
+stack's ``ADCLICK_SPARK_NICE``) runs over today's bronze.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import subprocess
+import sys
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 
 import orjson
 
@@ -26,6 +35,71 @@ from bench.result import write_result
 
 RATE = float(os.environ.get("BENCH_SINGLE_RATE", "1000"))
 SECONDS = float(os.environ.get("BENCH_SINGLE_SECONDS", "30"))
+SPARK_LOAD_EPS = int(os.environ.get("BENCH_SPARK_LOAD_EPS", "5000"))
+BATCH_WARMUP_S = 25.0  # the batch job's JVM is up and reading bronze by then
+
+
+@contextlib.contextmanager
+def _background_batches(url: str, events_per_s: int, seconds: float) -> Iterator[dict[str, int]]:
+    """Post ``events_per_s`` events/s in 500-event batches from a thread (open loop) while inside."""
+    import aiohttp
+
+    per_request = 500
+    bodies = [
+        orjson.dumps(events(per_request, seed=9000 + i))
+        for i in range(int(seconds * events_per_s / per_request) + 1)
+    ]
+    counts = {"accepted": 0, "failed": 0}
+    stop = threading.Event()
+
+    async def main() -> None:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+
+            async def one(body: bytes) -> None:
+                try:
+                    async with session.post(
+                        url, data=body, headers={"Content-Type": "application/json"}
+                    ) as r:
+                        await r.read()
+                        counts["accepted" if r.status == 202 else "failed"] += per_request
+                except (aiohttp.ClientError, TimeoutError):
+                    counts["failed"] += per_request
+
+            start = time.perf_counter()
+            tasks = []
+            for i, body in enumerate(bodies):
+                if stop.is_set():
+                    break
+                delay = start + i * per_request / events_per_s - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(one(body)))
+            await asyncio.gather(*tasks)
+
+    thread = threading.Thread(target=lambda: asyncio.run(main()), name="bench-batch-load", daemon=True)
+    thread.start()
+    try:
+        yield counts
+    finally:
+        stop.set()
+        thread.join(timeout=120)
+
+
+@contextlib.contextmanager
+def _daily_batch(day: str) -> Iterator[subprocess.Popen]:
+    """``adclick batch day --date DAY --no-register`` in the background (stopped if still running)."""
+    cmd = [sys.executable, "-m", "cli", "batch", "day", "--date", day, "--no-register"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 async def _paced(url: str, bodies: list[bytes]) -> tuple[list[float], int, float]:
@@ -87,6 +161,34 @@ def _wait_caught_up(settings: Settings, timeout_s: float = 300) -> None:
         time.sleep(2)
 
 
+def _under_spark(settings: Settings, url: str, n: int) -> dict:
+    """The same offered load beside 5,000 events/s of batch traffic and a running batch day."""
+    from datetime import UTC, datetime
+
+    batch_url = url.replace("/v1/events", "/v1/events/batch")
+    singles = [orjson.dumps(e) for e in events(n, seed=8101)]
+    load_seconds = BATCH_WARMUP_S + SECONDS + 10
+    today = datetime.now(tz=UTC).date().isoformat()
+    with _background_batches(batch_url, SPARK_LOAD_EPS, load_seconds) as load, _daily_batch(today) as batch:
+        time.sleep(BATCH_WARMUP_S)
+        started_running = batch.poll() is None
+        latencies, errors, elapsed = asyncio.run(_paced(url, singles))
+        still_running = batch.poll() is None
+    latencies.sort()
+    return {
+        "p50_ms": round(percentile(latencies, 50), 2),
+        "p99_ms": round(percentile(latencies, 99), 2),
+        "p999_ms": round(percentile(latencies, 99.9), 2),
+        "achieved_rps": round(len(latencies) / elapsed, 1),
+        "errors": errors,
+        "batch_traffic_events_per_s": SPARK_LOAD_EPS,
+        "batch_traffic_accepted": load["accepted"],
+        "batch_traffic_failed": load["failed"],
+        "daily_batch_running_throughout": started_running and still_running,
+        "spark_nice": settings.spark_nice,
+    }
+
+
 def run(settings: Settings, context: dict | None = None) -> dict:
     url = f"http://{settings.bind_host}:{settings.ingest_port}/v1/events"
     n = int(RATE * SECONDS)
@@ -100,6 +202,7 @@ def run(settings: Settings, context: dict | None = None) -> dict:
     _wait_caught_up(settings)
     contended, contended_errors, _ = asyncio.run(_paced(url, payload[2000 + n :]))
     contended.sort()
+    under_spark = _under_spark(settings, url, n)
     latencies.sort()
     p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
     return write_result(
@@ -111,7 +214,9 @@ def run(settings: Settings, context: dict | None = None) -> dict:
         params={"offered_rps": RATE, "seconds": SECONDS, "requests": n, "api_workers": 1},
         summary=(
             f"p50 {p50:.1f} ms, p99 {p99:.1f} ms at {RATE:,.0f} req/s offered "
-            f"({len(latencies) / elapsed:,.0f} req/s answered 202, {errors} errors)"
+            f"({len(latencies) / elapsed:,.0f} req/s answered 202, {errors} errors); under Spark "
+            f"(stream + {SPARK_LOAD_EPS:,} events/s of batches + a batch day): "
+            f"p99 {under_spark['p99_ms']:.1f} ms"
         ),
         p50_ms=round(p50, 2),
         p90_ms=round(percentile(latencies, 90), 2),
@@ -121,6 +226,9 @@ def run(settings: Settings, context: dict | None = None) -> dict:
         achieved_rps=round(len(latencies) / elapsed, 1),
         errors=errors,
         kafka=kafka,
+        p99_ms_under_spark=under_spark["p99_ms"],
+        under_spark=under_spark,
+        target_p99_ms=100,
         with_stream_running={
             "p50_ms": round(percentile(contended, 50), 2),
             "p99_ms": round(percentile(contended, 99), 2),

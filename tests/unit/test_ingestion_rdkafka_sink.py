@@ -82,6 +82,11 @@ class FakeRdProducer:
             time.sleep(min(timeout, 0.05))
         return served
 
+    def __len__(self) -> int:
+        """Records without a served report (confluent_kafka.Producer's len)."""
+        with self._lock:
+            return len(self._reports) + len(self.silent & set(range(len(self.produced))))
+
     def flush(self, timeout: float | None = None) -> int:
         self.flushes.append(timeout if timeout is not None else -1)
         self._serve()
@@ -290,15 +295,44 @@ def test_deliver_queues_through_begin_on_the_event_loop() -> None:
     assert producer.produce_threads == [loop_thread] * 4  # begin() on the loop, not send_many in the pool
 
 
-def test_close_flushes_and_stops_the_poller() -> None:
+def test_close_flushes_the_producer() -> None:
     factory = Factory()
     sink = RdKafkaSink(settings(produce_timeout_seconds=1.5), factory=factory)
     assert sink.send_many(records(2), timeout=2.0) == [None, None]
-    poller = sink._poller
-    assert poller is not None and poller.is_alive()
     sink.close()
     assert factory.producers[0].flushes == [1.5]
-    assert not poller.is_alive()
+    assert sink.send_many(records(1), timeout=2.0) == [None]  # a new producer after close
+    assert len(factory.producers) == 2
+    sink.close()
+
+
+def test_the_event_loop_serves_reports_while_records_are_in_flight_then_stops() -> None:
+    """No poller thread: deliver() on the loop is answered by the loop's own pump, which keeps
+    running while a record is in flight and stops once none is."""
+
+    def prepare(producer: FakeRdProducer, _n: int) -> None:
+        producer.silent = {1}  # record 1 stays in flight until the request times out
+
+    sink = RdKafkaSink(settings(), factory=Factory(prepare))
+    before = {t.name for t in threading.enumerate()}
+
+    async def main() -> tuple[list[Any], bool, bool]:
+        with ThreadPoolExecutor(max_workers=1) as executor:
+            results = await deliver(sink, records(3), 0.3, executor)
+            pumping = asyncio.get_running_loop() in sink._pumping
+            sink._producer.silent = set()  # the late report is served ...
+            sink._producer._reports.append((lambda *_: None, None, ("t", b"k", b"v")))
+            await asyncio.sleep(0.05)
+            return results, pumping, asyncio.get_running_loop() in sink._pumping
+
+    try:
+        results, pumping_while_in_flight, pumping_after = asyncio.run(main())
+    finally:
+        sink.close()
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], TimeoutError)
+    assert pumping_while_in_flight and not pumping_after
+    assert {t.name for t in threading.enumerate()} - before == set()  # no thread of the sink's own
 
 
 def test_a_fatal_kafka_exception_from_the_real_client_drops_the_producer() -> None:
