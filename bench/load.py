@@ -47,6 +47,17 @@ def free_port(host: str) -> int:
         return probe.getsockname()[1]
 
 
+def api_workers(parent_pid: int) -> list:
+    """The worker processes (psutil) of a multi-worker uvicorn parent (not its resource tracker)."""
+    import psutil
+
+    return [
+        child
+        for child in psutil.Process(parent_pid).children()
+        if any("spawn_main" in part for part in child.cmdline())
+    ]
+
+
 @contextlib.contextmanager
 def ingest_api_process(settings: Settings, workers: int) -> Iterator[tuple[str, list[int]]]:
     """An ingestion API process with ``workers`` workers on a free port, wired like the stack's
@@ -66,10 +77,9 @@ def ingest_api_process(settings: Settings, workers: int) -> Iterator[tuple[str, 
         deadline = time.monotonic() + 60
         while True:
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/v1/health", timeout=2).status_code == 200:
-                    children = psutil.Process(proc.pid).children(recursive=True)
-                    if workers == 1 or len(children) >= workers:
-                        break
+                up = httpx.get(f"{base}/v1/health", timeout=2).status_code == 200
+                if up and (workers == 1 or len(api_workers(proc.pid)) >= workers):
+                    break
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise RuntimeError(f"the benchmark's ingestion API did not start ({' '.join(cmd)})")
             time.sleep(0.5)

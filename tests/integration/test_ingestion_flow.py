@@ -15,53 +15,24 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from landing import generated, wait_landed
 
-from adclick.catalog import table
 from adclick.contract import now_utc
 from adclick.settings import Settings
 
 pytestmark = pytest.mark.integration
 
 TALKINGDATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "talkingdata_train_sample.csv"
-LANDING_TIMEOUT_S = 240
 
 
 def _api(settings: Settings) -> str:
     return f"http://{settings.bind_host}:{settings.ingest_port}"
 
 
-def _generated(clicks: int, seed: int) -> list[dict]:
-    from traffic.generator import GeneratorConfig, generate
-
-    config = GeneratorConfig(
-        start=now_utc() - timedelta(hours=3), duration=timedelta(minutes=20), clicks=clicks, seed=seed
-    )
-    return list(generate(config))
-
-
-def _bronze_rows(spark, settings: Settings, ids: set[str]):
-    """Bronze rows (event_id, kafka_partition, kafka_offset) of the given event ids."""
-    wanted = spark.createDataFrame([(i,) for i in ids], "event_id string")
-    bronze = spark.read.format("delta").load(table("bronze.events").path(settings))
-    return bronze.join(wanted.hint("broadcast"), "event_id").select(
-        "event_id", "kafka_partition", "kafka_offset"
-    )
-
-
-def _wait_landed(spark, settings: Settings, ids: set[str]) -> list:
-    """Poll bronze until every id has landed (or time out), then return the matching rows."""
-    deadline = time.monotonic() + LANDING_TIMEOUT_S
-    while True:
-        rows = _bronze_rows(spark, settings, ids).collect()
-        if {r.event_id for r in rows} >= ids or time.monotonic() > deadline:
-            return rows
-        time.sleep(3)
-
-
 def test_posted_events_land_in_bronze_exactly(stack: Settings, spark) -> None:
     from traffic.sinks import post_to_api
 
-    events = _generated(clicks=60, seed=101)
+    events = generated(clicks=60, seed=101)
     single = events[:20]
     for event in single:  # the single-event endpoint
         r = httpx.post(f"{_api(stack)}/v1/events", json=event, timeout=30)
@@ -71,14 +42,14 @@ def test_posted_events_land_in_bronze_exactly(stack: Settings, spark) -> None:
     assert result.rejected == 0
 
     ids = {e["event_id"] for e in events}
-    rows = _wait_landed(spark, stack, ids)
+    rows = wait_landed(spark, stack, ids)
     assert {r.event_id for r in rows} == ids  # set equality: none missing, none foreign
     # one row per Kafka record, and the duplicate hint kept client retries out of Kafka
     assert len({(r.kafka_partition, r.kafka_offset) for r in rows}) == len(rows) == len(ids)
 
 
 def test_client_retries_answer_duplicate_and_land_once(stack: Settings, spark) -> None:
-    events = _generated(clicks=30, seed=202)[:500]
+    events = generated(clicks=30, seed=202)[:500]
     first = httpx.post(f"{_api(stack)}/v1/events/batch", json=events, timeout=60).json()
     again = httpx.post(f"{_api(stack)}/v1/events/batch", json=events, timeout=60).json()
     ids = {e["event_id"] for e in events}
@@ -87,14 +58,14 @@ def test_client_retries_answer_duplicate_and_land_once(stack: Settings, spark) -
     one = httpx.post(f"{_api(stack)}/v1/events", json=events[0], timeout=30).json()
     assert one == {"event_id": events[0]["event_id"], "status": "duplicate"}
 
-    rows = _wait_landed(spark, stack, ids)
+    rows = wait_landed(spark, stack, ids)
     assert sorted(r.event_id for r in rows) == sorted(ids)  # exactly one bronze row per event
 
 
 def test_kafka_down_mid_load_spools_and_delivers_everything(stack: Settings, spark) -> None:
     from infra import supervisor
 
-    batches = [_generated(clicks=20, seed=300 + i)[:400] for i in range(12)]
+    batches = [generated(clicks=20, seed=300 + i)[:400] for i in range(12)]
     statuses: list[int] = []
     accepted: set[str] = set()
 
@@ -119,7 +90,7 @@ def test_kafka_down_mid_load_spools_and_delivers_everything(stack: Settings, spa
     assert statuses == [202] * len(batches)  # the API kept answering while Kafka was down
     assert health["spool"]["events"] > 0  # ... from the durable spool
 
-    rows = _wait_landed(spark, stack, accepted)
+    rows = wait_landed(spark, stack, accepted)
     assert {r.event_id for r in rows} == accepted
     assert len({(r.kafka_partition, r.kafka_offset) for r in rows}) == len(rows)
 
@@ -128,7 +99,7 @@ def test_stream_killed_mid_load_loses_and_repeats_nothing(stack: Settings, spark
     from infra import supervisor
     from traffic.sinks import post_to_api
 
-    events = _generated(clicks=200, seed=404)
+    events = generated(clicks=200, seed=404)
     half = len(events) // 2
     assert post_to_api(events[:half], url=_api(stack)).rejected == 0
 
@@ -142,7 +113,7 @@ def test_stream_killed_mid_load_loses_and_repeats_nothing(stack: Settings, spark
     assert post_to_api(events[half:], url=_api(stack)).rejected == 0
 
     ids = {e["event_id"] for e in events}
-    rows = _wait_landed(spark, stack, ids)  # supervisord restarts the stream app
+    rows = wait_landed(spark, stack, ids)  # supervisord restarts the stream app
     assert {r.event_id for r in rows} == ids
     offsets = [(r.kafka_partition, r.kafka_offset) for r in rows]
     assert len(offsets) == len(set(offsets)) == len(ids)
@@ -161,6 +132,6 @@ def test_talkingdata_replay_lands_every_row(stack: Settings, spark) -> None:
     assert result.accepted + result.duplicates == len(events) == stats.clicks + stats.conversions
     clicks = {e["event_id"] for e in events if e.get("event_type", "click") == "click"}
     assert len(clicks) == 99_999  # the file's one exact duplicate row is the same event
-    rows = _wait_landed(spark, stack, {e["event_id"] for e in events})
+    rows = wait_landed(spark, stack, {e["event_id"] for e in events})
     assert {r.event_id for r in rows} >= clicks
     assert len(rows) == result.accepted

@@ -1,0 +1,109 @@
+"""The ingestion API with two worker processes, on the running stack's Kafka and stream app.
+
+The API runs as its own process (``adclick ingest-api --workers 2`` on a free port, the stack's
+settings), so its workers can be killed without touching the stack's API. Every test counts
+the events answered 202 and checks that each landed in bronze, every Kafka record once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+
+import httpx
+import psutil
+import pytest
+from landing import generated, wait_landed
+
+from adclick.settings import Settings
+from bench.load import api_workers, ingest_api_process
+
+pytestmark = pytest.mark.integration
+
+SENDERS = 4  # concurrent clients, each request on a new connection: both workers take some
+
+
+def _send(base: str, batches: list[list[dict]], accepted: set[str], statuses: list[int]) -> None:
+    """Post each batch until it is answered 202 (a client's retry after a dropped connection)."""
+    for batch in batches:
+        for _attempt in range(20):
+            try:
+                r = httpx.post(f"{base}/v1/events/batch", json=batch, timeout=60)
+            except httpx.HTTPError:
+                time.sleep(0.5)
+                continue
+            statuses.append(r.status_code)
+            if r.status_code == 202:
+                rejected = {x["index"] for x in r.json()["rejected"]}
+                accepted.update(e["event_id"] for i, e in enumerate(batch) if i not in rejected)
+                break
+            time.sleep(0.5)
+        time.sleep(0.2)
+
+
+def _load(base: str, seed: int, per_sender: int) -> tuple[list[threading.Thread], set[str], list[int]]:
+    accepted: set[str] = set()
+    statuses: list[int] = []
+    threads = []
+    for s in range(SENDERS):
+        batches = [generated(clicks=20, seed=seed + 100 * s + i)[:300] for i in range(per_sender)]
+        threads.append(threading.Thread(target=_send, args=(base, batches, accepted, statuses)))
+    for t in threads:
+        t.start()
+    return threads, accepted, statuses
+
+
+def _assert_landed_once(spark, stack: Settings, accepted: set[str]) -> None:
+    rows = wait_landed(spark, stack, accepted)
+    assert {r.event_id for r in rows} == accepted  # every 202'd event is in bronze
+    assert len({(r.kafka_partition, r.kafka_offset) for r in rows}) == len(rows)  # each record once
+
+
+def test_two_workers_kafka_down_mid_load_deliver_everything(stack: Settings, spark) -> None:
+    from infra import supervisor
+
+    with ingest_api_process(stack, 2) as (base, pids):
+        assert len(api_workers(pids[0])) == 2
+        threads, accepted, statuses = _load(base, seed=5100, per_sender=5)
+        time.sleep(1.0)
+        supervisor.stop_process(stack, "kafka")
+        try:
+            for t in threads:
+                t.join(timeout=300)
+            spooled = sum(
+                httpx.get(f"{base}/v1/health", timeout=10).json()["stats"]["spooled"] for _ in range(6)
+            )
+        finally:
+            supervisor.start_process(stack, "kafka")
+        assert statuses and set(statuses) == {202}  # both workers kept answering while Kafka was down
+        assert spooled > 0  # ... from their spools
+        _assert_landed_once(spark, stack, accepted)
+
+
+def test_two_workers_sigkilled_with_full_spools_lose_nothing(stack: Settings, spark) -> None:
+    """Kafka down, both workers spool, both are SIGKILLed; uvicorn starts new workers, which take
+    the dead workers' spool slots and drain them once Kafka is back."""
+    from infra import supervisor
+
+    with ingest_api_process(stack, 2) as (base, pids):
+        supervisor.stop_process(stack, "kafka")
+        try:
+            threads, accepted, _ = _load(base, seed=5200, per_sender=3)
+            for t in threads:
+                t.join(timeout=300)
+            killed = api_workers(pids[0])
+            assert len(killed) == 2
+            for worker in killed:
+                worker.kill()  # SIGKILL: no shutdown, the spool segments stay as they are on disk
+            psutil.wait_procs(killed, timeout=30)
+            deadline = time.monotonic() + 60
+            while len([p for p in api_workers(pids[0]) if p.pid not in {k.pid for k in killed}]) < 2:
+                assert time.monotonic() < deadline, "uvicorn did not replace the killed workers"
+                time.sleep(0.5)
+        finally:
+            supervisor.start_process(stack, "kafka")
+        with contextlib.suppress(httpx.HTTPError):  # the new workers answer too
+            assert httpx.get(f"{base}/v1/health", timeout=30).status_code == 200
+        assert accepted
+        _assert_landed_once(spark, stack, accepted)
