@@ -54,6 +54,12 @@ class Settings(BaseSettings):
         le=19,
         description="CPU niceness of the stream app and batch jobs (the APIs are latency-critical).",
     )
+    spark_cpu_weight: int = Field(
+        default=10,
+        ge=0,
+        le=10_000,
+        description="cgroup cpu.weight of all Spark work together (100 = an equal share; 0 = niceness only).",
+    )
     java17_home: Path | None = None
 
     # Stream application (bronze landing + speed layer)

@@ -109,6 +109,7 @@ LIFECYCLE = {"retention": _retention, "restore": _restore, "erase": _erase}
 
 def main(argv: list[str] | None = None) -> int:
     from adclick.errors import AdclickError
+    from adclick.priority import join_spark_cgroup
     from adclick.settings import get_settings
     from adclick.spark import get_spark
     from batch_layer.pipeline import run_step
@@ -129,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--request-id", help="erase: the request's id (default: a new one)")
     args = parser.parse_args(argv)
     settings = get_settings()
+    # Under spark-submit the JVM is this driver's parent (it set PYSPARK_GATEWAY_PORT): both go
+    # into the Spark CPU cgroup, as the `nice` of the command already holds them back.
+    join_spark_cgroup(settings, (0, os.getppid()) if "PYSPARK_GATEWAY_PORT" in os.environ else (0,))
     spark = get_spark(f"adclick-batch-{args.step}", settings=settings)
     try:
         if args.step in LIFECYCLE:

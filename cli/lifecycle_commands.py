@@ -20,7 +20,9 @@ def _with_spark(name: str, work: Callable[[Any], int]) -> int:
     from adclick.spark import get_spark
 
     settings = get_settings()
-    os.nice(settings.spark_nice)  # lifecycle work yields the CPU to the APIs, like the batch
+    from adclick.priority import yield_cpu
+
+    yield_cpu(settings)  # Spark work yields the CPU to the APIs (niceness + CPU cgroup)
     spark = get_spark(f"adclick-{name}", settings=settings)
     try:
         return work(spark)

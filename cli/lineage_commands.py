@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Callable
 from datetime import date
@@ -21,7 +20,9 @@ def _with_spark(name: str, work: Callable[[Any], int]) -> int:
     from adclick.spark import get_spark
 
     settings = get_settings()
-    os.nice(settings.spark_nice)  # a read-only look, but it still yields the CPU to the APIs
+    from adclick.priority import yield_cpu
+
+    yield_cpu(settings)  # Spark work yields the CPU to the APIs (niceness + CPU cgroup)
     spark = get_spark(f"adclick-{name}", settings=settings)
     try:
         return work(spark)

@@ -6,7 +6,6 @@ Subcommands import their implementation lazily, so ``adclick status`` does not l
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from datetime import date, timedelta
@@ -57,8 +56,10 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _stream(args: argparse.Namespace) -> int:
+    from adclick.priority import join_spark_cgroup
     from speed_layer.app import run
 
+    join_spark_cgroup(get_settings())  # the stack starts it niced; the JVM it starts joins too
     run(get_settings(), queries=tuple(args.queries.split(",")), available_now=args.available_now)
     return 0
 
@@ -89,7 +90,9 @@ def _batch(args: argparse.Namespace) -> int:
     if not days:
         print("error: --to is before --date", file=sys.stderr)
         return 2
-    os.nice(settings.spark_nice)  # batch work yields the CPU to the APIs, as in the DAGs
+    from adclick.priority import yield_cpu
+
+    yield_cpu(settings)  # Spark work yields the CPU to the APIs (niceness + CPU cgroup)
     spark = get_spark(f"adclick-batch-{args.job}", settings=settings)
     try:
         with Progress(f"batch {args.job}", expected=len(days), unit="days") as progress:

@@ -1,0 +1,72 @@
+"""CPU priority of Spark work on a machine it shares with the APIs: niceness and a CPU cgroup.
+
+The ingestion API is latency-critical, Spark is not. Niceness alone does not hold Spark back:
+it weighs each thread, and a Spark JVM runs dozens of them (at ``nice 10`` each thread weighs
+110 against the API's 1,024, and thirty of them outweigh it), and on Linux with autogroups a
+process started from another session competes as a group of its own whatever its niceness.
+So Spark work also joins one CPU cgroup, ``adclick-spark``, whose weight
+(``ADCLICK_SPARK_CPU_WEIGHT``, cgroup v2 ``cpu.weight`` semantics: 100 is an equal share; v1's
+``cpu.shares`` gets weight x 10.24) counts for all its threads together. Where cgroups are not
+writable (no root, no cgroup file system) only the niceness applies, and nothing fails.
+
+Reads and writes ``/sys/fs/cgroup`` (``root`` in the tests).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from adclick.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SPARK_CGROUP = "adclick-spark"
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def _spark_group(weight: int, root: Path) -> Path | None:
+    """The ``adclick-spark`` cgroup with ``weight``, created if needed (v2 first, then v1 cpu)."""
+    controllers = root / "cgroup.controllers"
+    if controllers.exists():  # cgroup v2: cpu.weight, 1..10000
+        if "cpu" not in controllers.read_text().split():
+            return None
+        group = root / SPARK_CGROUP
+        group.mkdir(exist_ok=True)
+        (group / "cpu.weight").write_text(f"{max(1, min(10_000, weight))}\n")
+        return group
+    v1 = root / "cpu"
+    if not (v1 / "cgroup.procs").exists():
+        return None
+    group = v1 / SPARK_CGROUP
+    group.mkdir(exist_ok=True)
+    (group / "cpu.shares").write_text(f"{max(2, weight * 1024 // 100)}\n")
+    return group
+
+
+def join_spark_cgroup(settings: Settings, pids: Iterable[int] = (0,), *, root: Path = CGROUP_ROOT) -> bool:
+    """Move ``pids`` (0 = this process; every thread of each, and what they start later) into
+    the ``adclick-spark`` CPU cgroup. False, with nothing changed, where that is not possible or
+    ``spark_cpu_weight`` is 0."""
+    if settings.spark_cpu_weight <= 0:
+        return False
+    try:
+        group = _spark_group(settings.spark_cpu_weight, root)
+        if group is None:
+            return False
+        for pid in pids:
+            (group / "cgroup.procs").write_text(f"{pid or os.getpid()}\n")
+    except OSError as exc:  # read-only /sys, not root, a controller not enabled for children
+        log.debug("Spark stays in its CPU cgroup: %s", exc)
+        return False
+    return True
+
+
+def yield_cpu(settings: Settings) -> bool:
+    """This process and everything it starts (the Spark JVM) below the APIs: ``spark_nice`` more
+    niceness and the Spark cgroup. Returns whether the cgroup was joined."""
+    if settings.spark_nice:
+        os.nice(settings.spark_nice)
+    return join_spark_cgroup(settings)

@@ -1,0 +1,51 @@
+"""Spark's CPU cgroup: created with the weight on cgroup v2 and v1 layouts, processes moved in,
+and nothing done (no error) where cgroups are absent or the weight is 0."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from adclick.priority import SPARK_CGROUP, join_spark_cgroup
+from adclick.settings import Settings
+
+
+def _settings(**overrides: object) -> Settings:
+    return Settings(_env_file=None, env="test", home=Path("/tmp/adclick-unit-unused"), **overrides)
+
+
+def test_cgroup_v2_gets_the_weight_and_the_processes(tmp_path: Path) -> None:
+    (tmp_path / "cgroup.controllers").write_text("cpuset cpu io memory pids\n")
+    assert join_spark_cgroup(_settings(spark_cpu_weight=10), (0, 4242), root=tmp_path)
+    group = tmp_path / SPARK_CGROUP
+    assert (group / "cpu.weight").read_text() == "10\n"
+    assert (group / "cgroup.procs").read_text() == "4242\n"  # the last write: the file takes one pid a write
+
+
+def test_cgroup_v1_gets_shares_from_the_weight(tmp_path: Path) -> None:
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "cgroup.procs").write_text("")
+    assert join_spark_cgroup(_settings(spark_cpu_weight=10), root=tmp_path)
+    group = tmp_path / "cpu" / SPARK_CGROUP
+    assert (group / "cpu.shares").read_text() == "102\n"  # 10 % of the default 1024
+    assert (group / "cgroup.procs").read_text() == f"{os.getpid()}\n"
+
+
+def test_no_cgroups_or_weight_zero_changes_nothing(tmp_path: Path) -> None:
+    assert not join_spark_cgroup(_settings(), root=tmp_path)  # no cgroup file system here
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "cgroup.controllers").write_text("cpu\n")
+    assert not join_spark_cgroup(_settings(spark_cpu_weight=0), root=tmp_path)
+    assert not (tmp_path / SPARK_CGROUP).exists()
+
+
+def test_a_cgroup_v2_without_the_cpu_controller_is_left_alone(tmp_path: Path) -> None:
+    (tmp_path / "cgroup.controllers").write_text("memory pids\n")
+    assert not join_spark_cgroup(_settings(), root=tmp_path)
+    assert not (tmp_path / SPARK_CGROUP).exists()
+
+
+def test_a_write_that_fails_is_reported_as_not_joined(tmp_path: Path) -> None:
+    (tmp_path / "cgroup.controllers").write_text("cpu\n")
+    (tmp_path / SPARK_CGROUP).write_text("a file where the cgroup directory should be")
+    assert not join_spark_cgroup(_settings(), root=tmp_path)  # OSError caught, not raised
