@@ -9,6 +9,11 @@ So Spark work also joins one CPU cgroup, ``adclick-spark``, whose weight
 ``cpu.shares`` gets weight x 10.24) counts for all its threads together. Where cgroups are not
 writable (no root, no cgroup file system) only the niceness applies, and nothing fails.
 
+The ingestion API goes the other way: its processes join ``adclick-api`` with
+``ADCLICK_INGEST_CPU_WEIGHT`` (400: four equal shares). On a desktop or container with
+autogroups, the stack's whole session otherwise counts as one group, and the API shares it with
+Kafka, Trino and Airflow's four processes; in its own cgroup it counts on its own.
+
 Reads and writes ``/sys/fs/cgroup`` (``root`` in the tests).
 """
 
@@ -24,44 +29,55 @@ from adclick.settings import Settings
 log = logging.getLogger(__name__)
 
 SPARK_CGROUP = "adclick-spark"
+API_CGROUP = "adclick-api"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
-def _spark_group(weight: int, root: Path) -> Path | None:
-    """The ``adclick-spark`` cgroup with ``weight``, created if needed (v2 first, then v1 cpu)."""
+def _group(name: str, weight: int, root: Path) -> Path | None:
+    """The CPU cgroup ``name`` with ``weight``, created if needed (v2 first, then v1 cpu)."""
     controllers = root / "cgroup.controllers"
     if controllers.exists():  # cgroup v2: cpu.weight, 1..10000
         if "cpu" not in controllers.read_text().split():
             return None
-        group = root / SPARK_CGROUP
+        group = root / name
         group.mkdir(exist_ok=True)
         (group / "cpu.weight").write_text(f"{max(1, min(10_000, weight))}\n")
         return group
     v1 = root / "cpu"
     if not (v1 / "cgroup.procs").exists():
         return None
-    group = v1 / SPARK_CGROUP
+    group = v1 / name
     group.mkdir(exist_ok=True)
     (group / "cpu.shares").write_text(f"{max(2, weight * 1024 // 100)}\n")
     return group
 
 
-def join_spark_cgroup(settings: Settings, pids: Iterable[int] = (0,), *, root: Path = CGROUP_ROOT) -> bool:
+def join_cgroup(name: str, weight: int, pids: Iterable[int] = (0,), *, root: Path = CGROUP_ROOT) -> bool:
     """Move ``pids`` (0 = this process; every thread of each, and what they start later) into
-    the ``adclick-spark`` CPU cgroup. False, with nothing changed, where that is not possible or
-    ``spark_cpu_weight`` is 0."""
-    if settings.spark_cpu_weight <= 0:
+    the CPU cgroup ``name`` with ``weight``. False, with nothing changed, where that is not
+    possible or ``weight`` is 0."""
+    if weight <= 0:
         return False
     try:
-        group = _spark_group(settings.spark_cpu_weight, root)
+        group = _group(name, weight, root)
         if group is None:
             return False
         for pid in pids:
             (group / "cgroup.procs").write_text(f"{pid or os.getpid()}\n")
     except OSError as exc:  # read-only /sys, not root, a controller not enabled for children
-        log.debug("Spark stays in its CPU cgroup: %s", exc)
+        log.debug("no CPU cgroup %s: %s", name, exc)
         return False
     return True
+
+
+def join_spark_cgroup(settings: Settings, pids: Iterable[int] = (0,), *, root: Path = CGROUP_ROOT) -> bool:
+    """:func:`join_cgroup` ``adclick-spark`` with ``spark_cpu_weight``."""
+    return join_cgroup(SPARK_CGROUP, settings.spark_cpu_weight, pids, root=root)
+
+
+def join_api_cgroup(settings: Settings, *, root: Path = CGROUP_ROOT) -> bool:
+    """This API process (and the workers it starts) into ``adclick-api`` with ``ingest_cpu_weight``."""
+    return join_cgroup(API_CGROUP, settings.ingest_cpu_weight, root=root)
 
 
 def yield_cpu(settings: Settings) -> bool:

@@ -203,6 +203,12 @@ class Settings(BaseSettings):
         description="Ingestion API worker processes; 0 = half the CPU cores (at least 1), the rest "
         "left to Kafka and the producer's threads.",
     )
+    ingest_cpu_weight: int = Field(
+        default=400,
+        ge=0,
+        le=10_000,
+        description="cgroup cpu.weight of the ingestion API's processes (100 = an equal share; 0 = none).",
+    )
     ingest_producer: Literal["librdkafka", "kafka-python"] = Field(
         default="librdkafka",
         description="Kafka client of the ingestion hot path: librdkafka (confluent-kafka) or kafka-python.",

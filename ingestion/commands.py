@@ -57,6 +57,9 @@ def _ingest_api(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
+    from adclick.priority import join_api_cgroup
+
+    join_api_cgroup(settings)  # latency-critical: its own CPU cgroup, weighted above the rest
     try:
         workers = args.workers or settings.ingest_worker_count
         if args.workers and args.workers != settings.ingest_worker_count:

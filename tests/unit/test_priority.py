@@ -49,3 +49,13 @@ def test_a_write_that_fails_is_reported_as_not_joined(tmp_path: Path) -> None:
     (tmp_path / "cgroup.controllers").write_text("cpu\n")
     (tmp_path / SPARK_CGROUP).write_text("a file where the cgroup directory should be")
     assert not join_spark_cgroup(_settings(), root=tmp_path)  # OSError caught, not raised
+
+
+def test_the_api_gets_its_own_heavier_cgroup(tmp_path: Path) -> None:
+    from adclick.priority import API_CGROUP, join_api_cgroup
+
+    (tmp_path / "cgroup.controllers").write_text("cpu\n")
+    assert join_api_cgroup(_settings(ingest_cpu_weight=400), root=tmp_path)
+    assert (tmp_path / API_CGROUP / "cpu.weight").read_text() == "400\n"
+    assert (tmp_path / API_CGROUP / "cgroup.procs").read_text() == f"{os.getpid()}\n"
+    assert not join_api_cgroup(_settings(ingest_cpu_weight=0), root=tmp_path / "elsewhere")
