@@ -14,6 +14,11 @@ The ingestion API goes the other way: its processes join ``adclick-api`` with
 autogroups, the stack's whole session otherwise counts as one group, and the API shares it with
 Kafka, Trino and Airflow's four processes; in its own cgroup it counts on its own.
 
+The Kafka broker is on the same path as every click (the 202 waits for its ack) and starts in
+``adclick-kafka`` (``ADCLICK_KAFKA_CPU_WEIGHT``, 400) through :func:`main`:
+``python -m adclick.priority CGROUP WEIGHT -- COMMAND...`` joins the cgroup, then execs the
+command (same PID, so the supervisor's signals reach it).
+
 Reads and writes ``/sys/fs/cgroup`` (``root`` in the tests).
 """
 
@@ -21,7 +26,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from adclick.settings import Settings
@@ -30,6 +36,7 @@ log = logging.getLogger(__name__)
 
 SPARK_CGROUP = "adclick-spark"
 API_CGROUP = "adclick-api"
+KAFKA_CGROUP = "adclick-kafka"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
@@ -86,3 +93,24 @@ def yield_cpu(settings: Settings) -> bool:
     if settings.spark_nice:
         os.nice(settings.spark_nice)
     return join_spark_cgroup(settings)
+
+
+def in_cgroup(name: str, weight: int, command: Sequence[str]) -> list[str]:
+    """``command`` started inside the CPU cgroup ``name`` (unchanged when ``weight`` is 0)."""
+    if weight <= 0:
+        return list(command)
+    return [sys.executable, "-m", "adclick.priority", name, str(weight), "--", *command]
+
+
+def main(argv: Sequence[str]) -> int:
+    """``CGROUP WEIGHT -- COMMAND...``: join the cgroup (if possible), then exec the command."""
+    if len(argv) < 4 or argv[2] != "--":
+        print("usage: python -m adclick.priority CGROUP WEIGHT -- COMMAND...", file=sys.stderr)
+        return 2
+    join_cgroup(argv[0], int(argv[1]))
+    os.execvp(argv[3], list(argv[3:]))  # noqa: S606 - the supervisor's own command, exec'd as is
+    return 0  # pragma: no cover - exec does not return
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

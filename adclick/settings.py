@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     kafka_controller_port: int = 9093
     kafka_heap: str = "1g"
     kafka_compression: Literal["none", "lz4", "gzip", "zstd"] = "lz4"
+    kafka_cpu_weight: int = Field(
+        default=400,
+        ge=0,
+        le=10_000,
+        description="cgroup cpu.weight of the local Kafka broker (100 = an equal share; 0 = none).",
+    )
     topic_events: str = "adclick.events"
     topic_dlq: str = "adclick.events.dlq"
     topic_partitions: int = 12

@@ -7,6 +7,7 @@ import secrets
 import subprocess
 from pathlib import Path
 
+from adclick.priority import KAFKA_CGROUP, in_cgroup
 from adclick.settings import Settings
 from infra import artifacts
 from infra.errors import StackError
@@ -119,21 +120,23 @@ def kafka_healthy(s: Settings) -> bool:
 def kafka_service(s: Settings) -> Service:
     d = kafka_dir(s)
     java = java17_home(s) / "bin" / "java"
+    broker = [
+        str(java),
+        f"-Xms{s.kafka_heap}",
+        f"-Xmx{s.kafka_heap}",
+        "-XX:+UseG1GC",
+        "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={d / 'log4j2.yaml'}",
+        f"-Dkafka.logs.dir={d / 'logs'}",
+        "-cp",
+        artifacts.kafka_classpath(s),
+        "kafka.Kafka",
+        str(d / "server.properties"),
+    ]
     return Service(
         name="kafka",
-        command=[
-            str(java),
-            f"-Xms{s.kafka_heap}",
-            f"-Xmx{s.kafka_heap}",
-            "-XX:+UseG1GC",
-            "-Djava.awt.headless=true",
-            f"-Dlog4j2.configurationFile={d / 'log4j2.yaml'}",
-            f"-Dkafka.logs.dir={d / 'logs'}",
-            "-cp",
-            artifacts.kafka_classpath(s),
-            "kafka.Kafka",
-            str(d / "server.properties"),
-        ],
+        # Every click's 202 waits for this broker's ack: it runs in its own, heavier CPU cgroup.
+        command=in_cgroup(KAFKA_CGROUP, s.kafka_cpu_weight, broker),
         port=s.kafka_port,
         url=f"kafka://{s.kafka_bootstrap_servers}",
         health=lambda: kafka_healthy(s),

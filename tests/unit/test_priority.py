@@ -59,3 +59,33 @@ def test_the_api_gets_its_own_heavier_cgroup(tmp_path: Path) -> None:
     assert (tmp_path / API_CGROUP / "cpu.weight").read_text() == "400\n"
     assert (tmp_path / API_CGROUP / "cgroup.procs").read_text() == f"{os.getpid()}\n"
     assert not join_api_cgroup(_settings(ingest_cpu_weight=0), root=tmp_path / "elsewhere")
+
+
+def test_a_command_started_in_a_cgroup_keeps_its_arguments_and_its_process() -> None:
+    import subprocess
+    import sys
+
+    from adclick.priority import KAFKA_CGROUP, in_cgroup
+    from infra.kafka_service import kafka_service
+
+    command = [sys.executable, "-c", "import os, sys; print(os.getpid(), ' '.join(sys.argv[1:]))", "a b", "c"]
+    assert in_cgroup(KAFKA_CGROUP, 0, command) == command
+    wrapped = in_cgroup(KAFKA_CGROUP, 1, command)  # a list only: nothing runs
+    proc = subprocess.run(
+        [sys.executable, "-m", "adclick.priority", "adclick-test-unused", "0", "--", *command],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert proc.stdout.split(" ", 1)[1] == "a b c\n"  # the command ran, its arguments intact
+    assert wrapped[-len(command) :] == command
+    broker = kafka_service(_settings(kafka_cpu_weight=400)).command
+    assert broker[1:6] == ["-m", "adclick.priority", KAFKA_CGROUP, "400", "--"]
+    assert broker[-2] == "kafka.Kafka"
+    assert kafka_service(_settings(kafka_cpu_weight=0)).command[0].endswith("java")
+
+
+def test_the_exec_helper_refuses_a_bad_command_line() -> None:
+    from adclick.priority import main
+
+    assert main(["adclick-kafka", "400", "java"]) == 2  # no "--"
