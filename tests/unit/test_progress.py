@@ -157,9 +157,9 @@ def test_replay_bar_learns_its_total_from_the_file(tmp_path, monkeypatch) -> Non
 
 @pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "log"])
 def test_batch_over_days_shows_progress_per_day(monkeypatch, capsys, terminal: bool) -> None:
+    import adclick.priority
     import adclick.spark
     import batch_layer.pipeline
-    import cli.main
 
     days: list[date] = []
 
@@ -173,11 +173,13 @@ def test_batch_over_days_shows_progress_per_day(monkeypatch, capsys, terminal: b
 
     monkeypatch.setattr(adclick.spark, "get_spark", lambda *a, **k: FakeSpark())
     monkeypatch.setattr(batch_layer.pipeline, "run_step", run_step)
-    monkeypatch.setattr(cli.main.os, "nice", lambda n: 0)  # not the test process
+    yielded: list[object] = []
+    monkeypatch.setattr(adclick.priority, "yield_cpu", yielded.append)  # not the test process
     if terminal:
         monkeypatch.setattr(sys, "stderr", Tty())
     assert main(["batch", "silver", "--date", "2026-11-01", "--to", "2026-11-03", "--no-register"]) == 0
     assert days == [date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)]
+    assert len(yielded) == 1  # the batch yields the CPU once, before its Spark session
     err = sys.stderr.getvalue() if terminal else capsys.readouterr().err
     assert "silver 2026-11-03: done\n" in err
     if terminal:
