@@ -164,7 +164,54 @@ def tcp_reachable(servers: Sequence[str], timeout: float) -> bool:
     return False
 
 
-class KafkaSink:
+class LazyProducer:
+    """A sink's producer, built on first use (so the API starts, and spools, while Kafka is down).
+
+    While no broker accepts connections, or building fails, requests are refused at once with
+    :class:`SinkUnavailable` and the next try waits ``_retry_create_seconds``. Subclasses set
+    ``settings``, ``_factory`` (tests inject a fake), ``_retry_create_seconds`` and
+    ``reachable``, and build the client in ``_build``.
+    """
+
+    settings: Settings
+    _factory: Callable[..., Any] | None
+    _retry_create_seconds: float
+    _producer: Any = None
+    _next_create: float = 0.0
+
+    def _init_lazy(self) -> None:
+        self._producer = None
+        self._lock = threading.Lock()
+        self._next_create = 0.0
+
+    def _build(self) -> Any:
+        raise NotImplementedError
+
+    def reachable(self) -> bool:
+        raise NotImplementedError
+
+    def _ensure(self) -> Any:
+        producer = self._producer
+        if producer is not None:
+            return producer
+        with self._lock:
+            if self._producer is not None:
+                return self._producer
+            if time.monotonic() < self._next_create:
+                raise SinkUnavailable("Kafka unreachable (retrying shortly)")
+            if self._factory is None and not self.reachable():
+                # Refused connections fail here at once, not after the client's bootstrap timeout.
+                self._next_create = time.monotonic() + self._retry_create_seconds
+                raise SinkUnavailable(f"no Kafka broker reachable at {self.settings.kafka_bootstrap_servers}")
+            try:
+                self._producer = self._build()
+            except Exception as exc:  # NoBrokersAvailable, KafkaTimeoutError, KafkaException, ...
+                self._next_create = time.monotonic() + self._retry_create_seconds
+                raise SinkUnavailable(f"cannot create a Kafka producer: {exc!r}") from exc
+            return self._producer
+
+
+class KafkaSink(LazyProducer):
     """:class:`EventSink` over a kafka-python ``KafkaProducer`` on ``settings.topic_events``.
 
     ``factory`` builds the producer from :func:`producer_config` (tests inject a fake).
@@ -181,34 +228,15 @@ class KafkaSink:
         self.topic = settings.topic_events
         self.config = producer_config(settings)
         self._factory = factory
-        self._producer: Any = None
-        self._lock = threading.Lock()
         self._retry_create_seconds = retry_create_seconds
-        self._next_create = 0.0
+        self._init_lazy()
 
-    def _ensure(self) -> Any:
-        if self._producer is not None:
-            return self._producer
-        with self._lock:
-            if self._producer is not None:
-                return self._producer
-            if time.monotonic() < self._next_create:
-                raise SinkUnavailable("Kafka unreachable (retrying shortly)")
-            if self._factory is None and not self.reachable():
-                # Refused connections fail here at once, not after the client's bootstrap timeout.
-                self._next_create = time.monotonic() + self._retry_create_seconds
-                raise SinkUnavailable(f"no Kafka broker reachable at {self.settings.kafka_bootstrap_servers}")
-            try:
-                if self._factory is not None:
-                    self._producer = self._factory(**self.config)
-                else:
-                    from kafka import KafkaProducer
+    def _build(self) -> Any:
+        if self._factory is not None:
+            return self._factory(**self.config)
+        from kafka import KafkaProducer
 
-                    self._producer = KafkaProducer(**self.config)
-            except Exception as exc:  # NoBrokersAvailable, KafkaTimeoutError, ...
-                self._next_create = time.monotonic() + self._retry_create_seconds
-                raise SinkUnavailable(f"cannot create a Kafka producer: {exc!r}") from exc
-            return self._producer
+        return KafkaProducer(**self.config)
 
     def submit(self, records: Sequence[Record]) -> list[Any]:
         """Hand every record to the producer; per record its future, or why it was not taken."""
@@ -254,31 +282,30 @@ class KafkaSink:
                 producer.close(timeout=self.settings.produce_timeout_seconds)
 
 
-class _Acks:
-    """Collects a request's acknowledgements from the producer's thread into one asyncio future."""
+class Pending:
+    """One request's records in flight: per record its result, and a signal for the last report.
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, handles: Sequence[Any]) -> None:
+    With an event loop the signal is the future ``done`` (resolved directly when the report is
+    served on the loop's own thread, else through ``call_soon_threadsafe``); without one it is the
+    threading event ``finished``.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None, size: int) -> None:
         self.loop = loop
-        self.results: list[SendResult] = [None] * len(handles)
-        self.settled = [isinstance(h, BaseException) for h in handles]
-        self.remaining = self.settled.count(False)
+        self.thread = threading.get_ident()
+        self.results: list[SendResult] = [None] * size
+        self.settled = [False] * size
+        self.remaining = size
         self.lock = threading.Lock()
-        self.done: asyncio.Future[None] = loop.create_future()
-        for i, handle in enumerate(handles):
-            if isinstance(handle, BaseException):
-                self.results[i] = handle
-        if self.remaining == 0:
-            self.done.set_result(None)
-            return
-        for i, handle in enumerate(handles):
-            if not self.settled[i]:
-                handle.add_callback(partial(self._settle, i, None))
-                handle.add_errback(partial(self._settle_error, i))
+        self.finished = threading.Event()
+        self.done: asyncio.Future[None] | None = loop.create_future() if loop is not None else None
+        if size == 0:
+            self._resolve()
 
-    def _settle_error(self, i: int, exc: BaseException) -> None:
-        self._settle(i, exc, None)
+    def fail(self, i: int, error: BaseException) -> None:
+        self.report(i, error)
 
-    def _settle(self, i: int, error: BaseException | None, _metadata: Any) -> None:
+    def report(self, i: int, error: BaseException | None) -> None:
         with self.lock:
             if self.settled[i]:
                 return
@@ -286,20 +313,43 @@ class _Acks:
             self.results[i] = error
             self.remaining -= 1
             last = self.remaining == 0
-        if last:
-            self.loop.call_soon_threadsafe(self._resolve)
+        if not last:
+            return
+        if self.loop is None or threading.get_ident() == self.thread:
+            self._resolve()
+        elif not self.loop.is_closed():  # a report after the waiter gave up finds no loop
+            with contextlib.suppress(RuntimeError):  # closed between the check and the call
+                self.loop.call_soon_threadsafe(self._resolve)
 
     def _resolve(self) -> None:
-        if not self.done.done():
+        self.finished.set()
+        if self.done is not None and not self.done.done():
             self.done.set_result(None)
 
     def snapshot(self, timeout: float) -> list[SendResult]:
-        """The results, with every still-unacknowledged record marked as timed out."""
+        """The results, with every record still without a report marked as timed out."""
         with self.lock:
             return [
                 r if settled else TimeoutError(f"no acknowledgement within {timeout:g}s")
                 for r, settled in zip(self.results, self.settled, strict=True)
             ]
+
+
+class _Acks(Pending):
+    """A request's kafka-python futures, their callbacks (on the producer's thread) reporting into
+    one :class:`Pending`."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, handles: Sequence[Any]) -> None:
+        super().__init__(loop, len(handles))
+        for i, handle in enumerate(handles):
+            if isinstance(handle, BaseException):
+                self.fail(i, handle)
+            else:
+                handle.add_callback(partial(self._settle, i))
+                handle.add_errback(partial(self.report, i))
+
+    def _settle(self, i: int, _metadata: Any) -> None:
+        self.report(i, None)
 
 
 async def deliver(

@@ -31,16 +31,14 @@ drops the producer; the next request builds a new one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
 from adclick.settings import Settings
-from ingestion.producer import Record, SendResult, SinkUnavailable, tcp_reachable
+from ingestion.producer import LazyProducer, Pending, Record, SendResult, SinkUnavailable, tcp_reachable
 
 log = logging.getLogger(__name__)
 
@@ -88,60 +86,7 @@ def _is_fatal(error: Any) -> bool:
     return callable(code) and code() == KafkaError._FATAL
 
 
-class Pending:
-    """One request's records in flight: per record its result, and a signal for the last report.
-
-    With an event loop the signal is the future ``done`` (resolved directly when the report is
-    served on the loop's own thread, else through ``call_soon_threadsafe``); without one it is the
-    threading event ``finished``.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop | None, size: int) -> None:
-        self.loop = loop
-        self.thread = threading.get_ident()
-        self.results: list[SendResult] = [None] * size
-        self.settled = [False] * size
-        self.remaining = size
-        self.lock = threading.Lock()
-        self.finished = threading.Event()
-        self.done: asyncio.Future[None] | None = loop.create_future() if loop is not None else None
-        if size == 0:
-            self._resolve()
-
-    def fail(self, i: int, error: BaseException) -> None:
-        self.report(i, error)
-
-    def report(self, i: int, error: BaseException | None) -> None:
-        with self.lock:
-            if self.settled[i]:
-                return
-            self.settled[i] = True
-            self.results[i] = error
-            self.remaining -= 1
-            last = self.remaining == 0
-        if not last:
-            return
-        if self.loop is None or threading.get_ident() == self.thread:
-            self._resolve()
-        elif not self.loop.is_closed():  # a report after the waiter gave up finds no loop
-            with contextlib.suppress(RuntimeError):  # closed between the check and the call
-                self.loop.call_soon_threadsafe(self._resolve)
-
-    def _resolve(self) -> None:
-        self.finished.set()
-        if self.done is not None and not self.done.done():
-            self.done.set_result(None)
-
-    def snapshot(self, timeout: float) -> list[SendResult]:
-        """The results, with every record still without a report marked as timed out."""
-        with self.lock:
-            return [
-                r if settled else TimeoutError(f"no acknowledgement within {timeout:g}s")
-                for r, settled in zip(self.results, self.settled, strict=True)
-            ]
-
-
-class RdKafkaSink:
+class RdKafkaSink(LazyProducer):
     """:class:`ingestion.producer.EventSink` over a confluent-kafka ``Producer``.
 
     ``factory`` builds the producer from :func:`rdkafka_config` (tests inject a fake).
@@ -159,36 +104,16 @@ class RdKafkaSink:
         self.config = rdkafka_config(settings)
         self.servers = [s.strip() for s in settings.kafka_bootstrap_servers.split(",") if s.strip()]
         self._factory = factory
-        self._producer: Any = None
-        self._lock = threading.Lock()
         self._retry_create_seconds = retry_create_seconds
-        self._next_create = 0.0
+        self._init_lazy()
         self._pumping: set[asyncio.AbstractEventLoop] = set()
 
-    # producer lifecycle
-    def _ensure(self) -> Any:
-        producer = self._producer
-        if producer is not None:
-            return producer
-        with self._lock:
-            if self._producer is not None:
-                return self._producer
-            if time.monotonic() < self._next_create:
-                raise SinkUnavailable("Kafka unreachable (retrying shortly)")
-            if self._factory is None and not self.reachable():
-                self._next_create = time.monotonic() + self._retry_create_seconds
-                raise SinkUnavailable(f"no Kafka broker reachable at {self.settings.kafka_bootstrap_servers}")
-            try:
-                if self._factory is not None:
-                    self._producer = self._factory(dict(self.config))
-                else:
-                    from confluent_kafka import Producer
+    def _build(self) -> Any:
+        if self._factory is not None:
+            return self._factory(dict(self.config))
+        from confluent_kafka import Producer
 
-                    self._producer = Producer(self.config, logger=log)
-            except Exception as exc:
-                self._next_create = time.monotonic() + self._retry_create_seconds
-                raise SinkUnavailable(f"cannot create a Kafka producer: {exc!r}") from exc
-            return self._producer
+        return Producer(self.config, logger=log)
 
     def _serve(self, producer: Any, timeout: float) -> None:
         """Serve delivery reports (each runs its record's callback) for up to ``timeout`` s."""
