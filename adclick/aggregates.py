@@ -7,8 +7,10 @@ and :func:`adclick.fraud.with_fraud`). Writes nothing; the outputs are:
 
 * :func:`minute_aggregates`: one row per (``window_start`` of the 1-minute tumbling window,
   ``ad_id``, ``campaign_id``, ``country``, ``device_type``);
-* :func:`sliding_aggregates`: one row per (5-minute window sliding by 1 minute: ``window_start``,
-  ``window_end``, the same four dimensions), so each event counts in 5 windows;
+* :func:`sliding_aggregates` / :func:`sliding_from_minutes`: one row per (5-minute window sliding
+  by 1 minute: ``window_start``, ``window_end``, the same four dimensions), so each event counts
+  in 5 windows; derived from the minute rows;
+* :func:`speed_events`: the speed layer's enrichment and per-event fraud rules;
 * :func:`merge_sketches`: rows rolled up to coarser keys (minutes -> hour -> day) by summing counts
   and unioning the HLL sketches, without re-reading events;
 * :func:`top_ads`: one row per (``window_start``, ad) for the ``n`` best ranked ads by clicks;
@@ -32,8 +34,8 @@ from datetime import date
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, Window
 
-from adclick.enrich import enrich_ads, enrich_users, with_device
-from adclick.fraud import with_fraud
+from adclick.enrich import enrich_ads, with_device
+from adclick.fraud import PER_EVENT_REASONS, with_fraud
 from adclick.measures import COUNTS, DIMENSIONS, count_measures, dimension_columns
 
 MEASURES = (*COUNTS, "users_sketch", "unique_users")
@@ -70,13 +72,44 @@ def minute_aggregates(events: DataFrame) -> DataFrame:
     return _aggregate(events, F.window("event_time", "1 minute"), with_end=False)
 
 
-def sliding_aggregates(events: DataFrame, size: str = "5 minutes", slide: str = "1 minute") -> DataFrame:
-    """One row per (sliding window of ``size`` every ``slide``, ad_id, campaign_id, country, device_type).
+def sliding_aggregates(events: DataFrame, size_minutes: int = 5) -> DataFrame:
+    """One row per (window of ``size_minutes`` sliding by 1 minute, ad_id, campaign_id, country,
+    device_type).
 
     Columns: ``window_start``, ``window_end``, the four dimensions, then :data:`MEASURES`. An event
-    belongs to size/slide windows (5 with the defaults).
+    belongs to ``size_minutes`` windows (5 by default). Computed from the minute rows
+    (:func:`sliding_from_minutes`), not by copying every event into each of its windows.
     """
-    return _aggregate(events, F.window("event_time", size, slide), with_end=True)
+    return sliding_from_minutes(minute_aggregates(events), size_minutes)
+
+
+def sliding_from_minutes(minute_aggs: DataFrame, size_minutes: int = 5) -> DataFrame:
+    """The sliding windows of :func:`sliding_aggregates` from minute rows (:func:`minute_aggregates`,
+    or a table of them): each minute row is counted in the ``size_minutes`` windows that hold it
+    (starting at its minute and each of the ``size_minutes - 1`` before), counts summed and
+    sketches unioned. The same rows as aggregating the events over ``F.window(event_time,
+    size, "1 minute")``, at the cost of the (few) minute rows rather than the events.
+    """
+    if size_minutes < 1:
+        raise ValueError(f"size_minutes must be >= 1, got {size_minutes}")
+    back = F.explode(F.sequence(F.lit(0), F.lit(size_minutes - 1)))
+    spread = minute_aggs.select("*", back.alias("_back")).withColumn(
+        "_start", F.col("window_start") - F.make_dt_interval(mins=F.col("_back"))
+    )
+    merged = merge_sketches(spread, [F.col("_start").alias("window_start"), *DIMENSIONS])
+    end = F.col("window_start") + F.make_dt_interval(mins=F.lit(size_minutes))
+    return merged.select("window_start", end.alias("window_end"), *DIMENSIONS, *MEASURES)
+
+
+def speed_events(events: DataFrame, ads: DataFrame | None) -> DataFrame:
+    """Events as the speed layer counts them: device from the user agent, campaign from the ads
+    dimension when given, and the per-event fraud rules only (:data:`adclick.fraud.PER_EVENT_REASONS`):
+    the windowed rules need the whole day the batch layer sees. No user-profile join: no speed
+    measure uses the demographics."""
+    enriched = with_device(events)
+    if ads is not None:
+        enriched = enrich_ads(enriched, ads)
+    return with_fraud(enriched, reasons=PER_EVENT_REASONS)
 
 
 def merge_sketches(df: DataFrame, keys: Sequence[str | Column]) -> DataFrame:
@@ -131,9 +164,7 @@ def with_partition_date(aggs: DataFrame) -> DataFrame:
     return aggs.withColumn("window_date", F.to_date("window_start"))
 
 
-def recomputed_day(
-    events: DataFrame, ads: DataFrame, users: DataFrame, day: date, *, top_n: int = 100
-) -> dict[str, DataFrame]:
+def recomputed_day(events: DataFrame, ads: DataFrame, day: date, *, top_n: int = 100) -> dict[str, DataFrame]:
     """The rows of partition ``day`` of the three speed tables, recomputed from events in one pass
     (pure; the erasure rewrites a speed day from bronze with it).
 
@@ -141,11 +172,11 @@ def recomputed_day(
     next day (a 5-minute window starting at 23:59 holds events of the next day). Same transforms
     as :func:`speed_layer.speed_sink.update_batch`; no event is dropped as late, as the stream may have.
     """
-    enriched = with_fraud(enrich_users(enrich_ads(with_device(events), ads), users))
+    minutes = minute_aggregates(speed_events(events, ads))
     on_day = F.col("window_date") == F.lit(day)
-    minute = with_partition_date(minute_aggregates(enriched)).where(on_day)
+    minute = with_partition_date(minutes).where(on_day)
     return {
         "speed.ad_clicks_minute": minute,
-        "speed.ad_clicks_5min": with_partition_date(sliding_aggregates(enriched)).where(on_day),
+        "speed.ad_clicks_5min": with_partition_date(sliding_from_minutes(minutes)).where(on_day),
         "speed.top_ads_minute": with_partition_date(top_ads(minute, n=top_n)),
     }

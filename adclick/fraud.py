@@ -197,17 +197,31 @@ RULES = {
 }
 
 
-def with_fraud(df: DataFrame, rules: FraudRules = DEFAULT_RULES) -> DataFrame:
-    """Adds ``fraud_reasons``, ``fraud_score`` and ``is_fraud`` (see the module docstring)."""
-    flags = {reason: f"_fraud_{reason}" for reason in REASONS}
-    flagged = df.select("*", *[RULES[reason](rules).alias(flags[reason]) for reason in REASONS])
-    reasons = F.array_compact(F.array(*[F.when(F.col(flags[r]), F.lit(r)) for r in REASONS]))
+# The rules that judge a click on its own row, without a window over other events: all the speed
+# layer applies (a micro-batch is no honest window for rates, repeats or impressions; the batch
+# layer judges those over the whole day, so the speed layer's fraud counts are provisional).
+PER_EVENT_REASONS = (BOT_USER_AGENT,)
+
+
+def with_fraud(
+    df: DataFrame, rules: FraudRules = DEFAULT_RULES, reasons: tuple[str, ...] = REASONS
+) -> DataFrame:
+    """Adds ``fraud_reasons``, ``fraud_score`` and ``is_fraud`` (see the module docstring), from
+    the rules named in ``reasons`` (default: all of them, in the order of :data:`REASONS`)."""
+    unknown = set(reasons) - set(REASONS)
+    if unknown:
+        raise ValueError(f"unknown fraud rules {sorted(unknown)}; known: {list(REASONS)}")
+    applied = tuple(r for r in REASONS if r in reasons)
+    flags = {reason: f"_fraud_{reason}" for reason in applied}
+    flagged = df.select("*", *[RULES[reason](rules).alias(flags[reason]) for reason in applied])
+    fired = [F.when(F.col(flags[r]), F.lit(r)) for r in applied]
+    reasons_col = F.array_compact(F.array(*fired)) if fired else F.array().cast("array<string>")
     keep = F.lit(1.0)
-    for reason in REASONS:
+    for reason in applied:
         keep = keep * F.when(F.col(flags[reason]), F.lit(1.0 - rules.weight(reason))).otherwise(F.lit(1.0))
     score = F.round(F.lit(1.0) - keep, 6)
     return (
-        flagged.withColumns({"fraud_reasons": reasons, "fraud_score": score})
+        flagged.withColumns({"fraud_reasons": reasons_col, "fraud_score": score})
         .withColumn("is_fraud", F.col("fraud_score") >= F.lit(rules.threshold))
         .drop(*flags.values())
     )

@@ -72,6 +72,16 @@ class Settings(BaseSettings):
     stream_trigger_seconds: float = 2.0
     stream_max_offsets_per_trigger: int = 500_000
     stream_starting_offsets: Literal["earliest", "latest"] = "earliest"
+    stream_bronze_trigger_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds between bronze landing micro-batches (speed: stream_trigger_seconds).",
+    )
+    stream_write_tasks: int = Field(
+        default=0,
+        ge=0,
+        description="Tasks (so files per partition) of each bronze micro-batch write; 0: the executor cores.",
+    )
     speed_watermark: str = Field(default="10 minutes", description="Event-time watermark of the speed layer.")
     speed_top_n: int = 100
     stream_metrics_port: int = Field(
@@ -83,6 +93,16 @@ class Settings(BaseSettings):
 
     # Lake
     lake_root: str = ""
+    maintenance_vacuum_hours: int = Field(
+        default=168,
+        ge=0,
+        description="lake_maintenance's VACUUM keeps removed files this long (Delta time travel).",
+    )
+    maintenance_min_files: int = Field(
+        default=4,
+        ge=2,
+        description="lake_maintenance compacts a closed partition once it has at least this many files.",
+    )
 
     # Batch layer
     batch_start_date: date = Field(

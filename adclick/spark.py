@@ -66,6 +66,8 @@ def get_spark(
             "spark.sql.streaming.stateStore.providerClass",
             "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
         )
+        # Each micro-batch uploads only the state changes it made (a changelog), not a snapshot.
+        .config("spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled", "true")
     )
     for key, value in (extra_conf or {}).items():
         builder = builder.config(key, value)

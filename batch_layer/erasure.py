@@ -270,8 +270,8 @@ def _recompute_speed(
             & (F.col("event_time") >= F.lit(start))
             & (F.col("event_time") < F.lit(start + timedelta(days=1, minutes=5)))
         )
-        ads, users = dims.read(spark, settings)
-        rows = recomputed_day(bronze.dropDuplicates(["event_id"]), ads, users, day)
+        ads, _ = dims.read(spark, settings)
+        rows = recomputed_day(bronze.dropDuplicates(["event_id"]), ads, day)
         for name, frame in rows.items():
             lake.replace_partition(frame, settings, name, day)
         done["recomputed"] += 1

@@ -30,17 +30,32 @@ from speed_layer.bronze_sink import ensure_tables, land_batch
 from speed_layer.source import kafka_events
 
 QUERIES = ("bronze", "speed")
+# Both queries share the application's cores: with Spark's default FIFO scheduler a bronze
+# micro-batch's tasks hold them until it ends and the speed batch (what the live minutes wait
+# for) queues behind it. Fair scheduling between one pool per query shares the cores instead.
+STREAM_CONF = {"spark.scheduler.mode": "FAIR"}
+
+
+def in_pool(name: str, body: Callable[..., None]) -> Callable[..., None]:
+    """A foreachBatch body whose jobs run in the fair-scheduler pool ``name`` (a thread-local
+    property; each query's batches run on that query's own thread)."""
+
+    def run(df, batch_id: int) -> None:
+        df.sparkSession.sparkContext.setLocalProperty("spark.scheduler.pool", name)
+        body(df, batch_id)
+
+    return run
 
 
 def checkpoint_dir(settings: Settings, query: str) -> str:
     return str(settings.path("checkpoints", query))
 
 
-def _triggered(writer: DataStreamWriter, settings: Settings, available_now: bool) -> DataStreamWriter:
-    """Drain what Kafka holds and stop (available-now), or run every ``stream_trigger_seconds``."""
+def _triggered(writer: DataStreamWriter, every_s: float, available_now: bool) -> DataStreamWriter:
+    """Drain what Kafka holds and stop (available-now), or run every ``every_s`` seconds."""
     if available_now:
         return writer.trigger(availableNow=True)
-    return writer.trigger(processingTime=f"{settings.stream_trigger_seconds} seconds")
+    return writer.trigger(processingTime=f"{every_s} seconds")
 
 
 def start_bronze(spark: SparkSession, settings: Settings, *, available_now: bool = False) -> StreamingQuery:
@@ -49,9 +64,9 @@ def start_bronze(spark: SparkSession, settings: Settings, *, available_now: bool
         kafka_events(spark, settings)
         .writeStream.queryName("bronze_landing")
         .option("checkpointLocation", checkpoint_dir(settings, "bronze"))
-        .foreachBatch(lambda df, batch_id: land_batch(settings, df, batch_id))
+        .foreachBatch(in_pool("bronze", lambda df, batch_id: land_batch(settings, df, batch_id)))
     )
-    return _triggered(writer, settings, available_now).start()
+    return _triggered(writer, settings.stream_bronze_trigger_seconds, available_now).start()
 
 
 def _watch(
@@ -113,8 +128,9 @@ def _watch(
 def start_speed(spark: SparkSession, settings: Settings, *, available_now: bool = False) -> StreamingQuery:
     """Valid events, deduplicated by event_id within the event-time watermark, into speed.*."""
     from speed_layer.parse import to_bronze_rows, with_parsed_event
-    from speed_layer.speed_sink import update_batch
+    from speed_layer.speed_sink import ensure_properties, update_batch
 
+    ensure_properties(spark, settings)
     events = (
         to_bronze_rows(with_parsed_event(kafka_events(spark, settings)))
         .withWatermark("event_time", settings.speed_watermark)
@@ -125,10 +141,15 @@ def start_speed(spark: SparkSession, settings: Settings, *, available_now: bool 
         events.writeStream.queryName("speed_minute")
         .option("checkpointLocation", checkpoint_dir(settings, "speed"))
         .foreachBatch(
-            lambda df, batch_id: update_batch(settings, df, batch_id, top_n=settings.speed_top_n, dims=dims)
+            in_pool(
+                "speed",
+                lambda df, batch_id: update_batch(
+                    settings, df, batch_id, top_n=settings.speed_top_n, dims=dims
+                ),
+            )
         )
     )
-    return _triggered(writer, settings, available_now).start()
+    return _triggered(writer, settings.stream_trigger_seconds, available_now).start()
 
 
 STARTERS: dict[str, Callable[..., StreamingQuery]] = {"bronze": start_bronze, "speed": start_speed}
@@ -183,7 +204,7 @@ def _run_locked(
 ) -> None:
     from adclick.spark import get_spark
 
-    spark = get_spark("adclick-stream", settings=settings)
+    spark = get_spark("adclick-stream", settings=settings, extra_conf=STREAM_CONF)
     running = [STARTERS[name](spark, settings, available_now=available_now) for name in queries]
     log(f"stream: started {', '.join(queries)} (checkpoints in {settings.path('checkpoints')})")
     stop = threading.Event()

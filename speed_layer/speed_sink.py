@@ -19,20 +19,19 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pyspark.sql.functions as F
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 
 from adclick.aggregates import (
     COUNTS,
     DIMENSIONS,
     minute_aggregates,
-    sliding_aggregates,
+    sliding_from_minutes,
+    speed_events,
     top_ads,
     with_partition_date,
 )
 from adclick.catalog import table
 from adclick.dims import DimsCache
-from adclick.enrich import enrich_ads, enrich_users, with_device
-from adclick.fraud import with_fraud
 from adclick.settings import Settings
 
 APP_ID = "adclick-speed-minute"
@@ -53,14 +52,55 @@ def window_dates(minutes: list[str], span_minutes: int = 5) -> list[str]:
     return sorted(found)
 
 
+# Deletion vectors: a MERGE marks the updated rows of a file instead of rewriting the whole file
+# (a minute's rows are updated every micro-batch). Auto compaction folds the small files each
+# MERGE adds into larger ones as they accumulate, so the current day's partition stays a few files.
+TABLE_PROPERTIES = {
+    "delta.enableDeletionVectors": "true",
+    "delta.autoOptimize.autoCompact": "true",
+}
+
+
+def ensure_properties(spark: SparkSession, settings: Settings) -> None:
+    """Set :data:`TABLE_PROPERTIES` on the speed tables that exist (a lake of an earlier release);
+    new tables get them when the first micro-batch creates them."""
+    from delta.tables import DeltaTable
+
+    for name in ("speed.ad_clicks_minute", "speed.ad_clicks_5min", "speed.top_ads_minute"):
+        location = table(name).path(settings)
+        if not DeltaTable.isDeltaTable(spark, location):
+            continue
+        current = DeltaTable.forPath(spark, location).detail().first()["properties"]
+        missing = {k: v for k, v in TABLE_PROPERTIES.items() if current.get(k) != v}
+        if missing:
+            setting = ", ".join(f"'{k}' = '{v}'" for k, v in missing.items())
+            spark.sql(f"ALTER TABLE delta.`{location}` SET TBLPROPERTIES ({setting})")
+
+
+def _create(rows: DataFrame, settings: Settings, name: str, app_id: str, batch_id: int) -> None:
+    writer = rows.write.format("delta").partitionBy(*table(name).partition_by)
+    for key, value in TABLE_PROPERTIES.items():
+        writer = writer.option(key, value)
+    writer.option("txnAppId", app_id).option("txnVersion", batch_id).save(table(name).path(settings))
+
+
 def _merge_windows(
-    batch: DataFrame, settings: Settings, name: str, aggs: DataFrame, *, batch_id: int, dates: list[str]
+    batch: DataFrame,
+    settings: Settings,
+    name: str,
+    aggs: DataFrame,
+    *,
+    batch_id: int,
+    dates: list[str],
+    starts: tuple[str, str],
 ) -> None:
     """Add a batch's window aggregates to a speed table: counts summed, sketches unioned.
 
-    ``dates``: every ``window_date`` the batch's rows have. The MERGE names them as a literal
-    predicate on the target, so Delta reads (and conflict-checks) only those partitions: an old
-    partition expired by the retention run at the same time never fails the stream's commit.
+    ``dates``: every ``window_date`` the batch's rows have; ``starts``: their first and last
+    ``window_start`` (``yyyy-MM-dd HH:mm:ss``). The MERGE names both as literal predicates on the
+    target, so Delta reads (and conflict-checks) only those partitions and, within them, only
+    the files whose ``window_start`` range overlaps the batch's: an old partition expired by the
+    retention run at the same time never fails the stream's commit.
     """
     from delta.tables import DeltaTable
 
@@ -69,16 +109,18 @@ def _merge_windows(
     app_id = f"{APP_ID}:{name}"
     rows = with_partition_date(aggs)
     if not DeltaTable.isDeltaTable(spark, t.path(settings)):
-        rows.write.format("delta").partitionBy(*t.partition_by).option("txnAppId", app_id).option(
-            "txnVersion", batch_id
-        ).save(t.path(settings))
+        _create(rows, settings, name, app_id, batch_id)
         return
     update = {c: F.col(f"t.{c}") + F.col(f"s.{c}") for c in COUNTS}
     union = F.expr("hll_union(t.users_sketch, s.users_sketch)")
     update["users_sketch"] = union
     update["unique_users"] = F.hll_sketch_estimate(union)
-    pruned = "t.window_date IN (" + ", ".join(f"DATE'{d}'" for d in dates) + ")"
-    condition = " AND ".join([pruned, *(f"t.{k} = s.{k}" for k in ("window_date", *KEYS))])
+    pruned = [
+        "t.window_date IN (" + ", ".join(f"DATE'{d}'" for d in dates) + ")",
+        f"t.window_start >= TIMESTAMP'{starts[0]}'",
+        f"t.window_start <= TIMESTAMP'{starts[1]}'",
+    ]
+    condition = " AND ".join([*pruned, *(f"t.{k} = s.{k}" for k in ("window_date", *KEYS))])
     spark.conf.set(TXN_APP, app_id)
     spark.conf.set(TXN_VERSION, str(batch_id))
     try:
@@ -104,7 +146,10 @@ def _rewrite_top(batch: DataFrame, settings: Settings, minutes: list[str], batch
     spark = batch.sparkSession
     minute_table = spark.read.format("delta").load(table("speed.ad_clicks_minute").path(settings))
     wanted = [F.to_timestamp(F.lit(m)) for m in minutes]
-    touched = minute_table.where(F.col("window_start").isin(*wanted))
+    days = sorted({m[:10] for m in minutes})
+    touched = minute_table.where(
+        F.col("window_date").isin(*[F.to_date(F.lit(d)) for d in days]) & F.col("window_start").isin(*wanted)
+    )
     top = top_ads(touched, n=n).withColumn("window_date", F.to_date("window_start"))
     t = table("speed.top_ads_minute")
     condition = "window_start IN (" + ", ".join(f"TIMESTAMP '{m}'" for m in minutes) + ")"
@@ -122,33 +167,40 @@ def _rewrite_top(batch: DataFrame, settings: Settings, minutes: list[str], batch
 def update_batch(
     settings: Settings, batch: DataFrame, batch_id: int, *, top_n: int = 100, dims: DimsCache | None = None
 ) -> None:
-    """foreachBatch body: enrich, score fraud, aggregate per minute, merge, refresh the top ads.
+    """foreachBatch body: enrich, judge the per-event fraud rules, aggregate per minute, merge the
+    minutes and the 5-minute windows derived from them, refresh the top ads.
 
-    ``dims`` gives the ads and user-profile dimensions (cached across batches); without it the
-    events keep their own ``campaign_id`` and the demographics are ``unknown``.
+    ``dims`` gives the ads dimension (cached across batches); without it the events keep their
+    own ``campaign_id``. The events are aggregated once, into the (cached, small) minute rows;
+    everything else is computed from those.
     """
-    enriched = with_device(batch)
-    if dims is not None:
-        ads, users = dims.get(batch.sparkSession)
-        enriched = enrich_users(enrich_ads(enriched, ads), users)
-    events = with_fraud(enriched).persist()
-    aggs = minute_aggregates(events).persist()
+    ads = dims.get(batch.sparkSession)[0] if dims is not None else None
+    aggs = minute_aggregates(speed_events(batch, ads)).persist()
     try:
         stamps = aggs.select(F.date_format("window_start", "yyyy-MM-dd HH:mm:ss").alias("m")).distinct()
         minutes = sorted(r.m for r in stamps.collect())
         if not minutes:
             return
         dates = window_dates(minutes)
-        _merge_windows(batch, settings, "speed.ad_clicks_minute", aggs, batch_id=batch_id, dates=dates)
+        first = (datetime.fromisoformat(minutes[0]) - timedelta(minutes=4)).isoformat(sep=" ")
+        _merge_windows(
+            batch,
+            settings,
+            "speed.ad_clicks_minute",
+            aggs,
+            batch_id=batch_id,
+            dates=dates,
+            starts=(minutes[0], minutes[-1]),
+        )
         _merge_windows(
             batch,
             settings,
             "speed.ad_clicks_5min",
-            sliding_aggregates(events),
+            sliding_from_minutes(aggs),
             batch_id=batch_id,
             dates=dates,
+            starts=(first, minutes[-1]),
         )
         _rewrite_top(batch, settings, minutes, batch_id, top_n)
     finally:
         aggs.unpersist()
-        events.unpersist()

@@ -14,6 +14,7 @@ from adclick.aggregates import (
     merge_sketches,
     minute_aggregates,
     sliding_aggregates,
+    sliding_from_minutes,
     top_ads,
 )
 
@@ -119,6 +120,58 @@ def test_sliding_windows_count_each_event_in_every_window_it_falls_in(events) ->
     assert (first.clicks, first.fraud_clicks, first.unique_users) == (3, 1, 3)  # the 11:56 window
     assert (last.clicks, last.fraud_clicks, last.unique_users) == (1, 1, 2)  # the 12:01 window
     assert len(out) == 6
+
+
+def test_windows_from_minutes_equal_windows_over_the_events(spark) -> None:
+    """The 5-minute rows derived from minute rows equal Spark's own sliding windows over the events."""
+    rows = [
+        ev(
+            f"e{i}",
+            ("impression", "click", "conversion")[i % 3],
+            37 * i,
+            user=f"u{i % 7}",
+            cost=i,
+            revenue=i * 10,
+            country=("FR", "DE")[i % 2],
+            fraud=i % 5 == 0,
+        )
+        for i in range(60)
+    ]  # 37 minutes of events, two countries, overlapping users
+    raw = spark.createDataFrame(rows, EVENTS)
+    derived = sliding_from_minutes(minute_aggregates(raw))
+    direct = (
+        raw.groupBy(F.window("event_time", "5 minutes", "1 minute").alias("w"), *DIMENSIONS)
+        .agg(
+            F.count_if((F.col("event_type") == "click") & ~F.col("is_fraud")).alias("clicks"),
+            F.count_if((F.col("event_type") == "click") & F.col("is_fraud")).alias("fraud_clicks"),
+            F.count_if(F.col("event_type") == "impression").alias("impressions"),
+            F.sum(F.when(F.col("event_type") == "conversion", F.col("revenue_micros"))).alias("revenue"),
+            F.count_distinct("user_key").alias("users"),
+        )
+        .select(
+            F.col("w.start").alias("window_start"),
+            F.col("w.end").alias("window_end"),
+            *DIMENSIONS,
+            "clicks",
+            "fraud_clicks",
+            "impressions",
+            F.coalesce("revenue", F.lit(0)).alias("revenue"),
+            "users",
+        )
+    )
+    got = derived.select(
+        "window_start",
+        "window_end",
+        *DIMENSIONS,
+        "clicks",
+        "fraud_clicks",
+        "impressions",
+        F.col("revenue_micros").alias("revenue"),
+        F.col("unique_users").alias("users"),
+    )
+    assert derived.columns == ["window_start", "window_end", *DIMENSIONS, *MEASURES]
+    assert direct.count() > 40  # every window of 37 minutes of traffic, in both countries
+    assertDataFrameEqual(got, direct)
 
 
 def test_minutes_merge_into_the_hour_without_rereading_events(spark) -> None:

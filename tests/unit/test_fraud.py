@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from adclick.fraud import FraudRules, with_fraud
+from adclick.fraud import PER_EVENT_REASONS, FraudRules, with_fraud
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 COLUMNS = (
@@ -193,6 +193,26 @@ def test_score_combines_the_fired_rules(spark) -> None:
         0.58,
         False,
     )
+
+
+def test_the_per_event_rules_alone_judge_each_row_without_its_neighbours(spark) -> None:
+    """The speed layer's subset: a bot click is fraud, the windowed rules never fire."""
+    rows = [
+        ev("imp", 0, user="u", kind="impression", country="FR"),
+        ev("soon", 0.2, user="u", country="DE"),  # too soon + mismatch under all rules
+        ev("bot", 5, user="v", ua="HeadlessChrome/124.0", device="bot"),
+        *[ev(f"burst{n}", 10 + n / 100, ip="ip-burst") for n in range(25)],  # ip_rate under all rules
+    ]
+    df = spark.createDataFrame(rows, COLUMNS)
+    out = with_fraud(df, reasons=PER_EVENT_REASONS)
+    got = {r.event_id: (list(r.fraud_reasons), r.fraud_score, r.is_fraud) for r in out.collect()}
+    assert got["bot"] == (["bot_user_agent"], 0.9, True)
+    assert got["soon"] == ([], 0.0, False)
+    assert all(got[f"burst{n}"] == ([], 0.0, False) for n in range(25))
+    everything = {r.event_id: r.is_fraud for r in with_fraud(df).collect()}
+    assert everything["soon"] and everything["burst0"]  # the same rows under every rule
+    with pytest.raises(ValueError, match="unknown fraud rules"):
+        with_fraud(df, reasons=("no_such_rule",))
 
 
 def test_default_rules_leave_ordinary_traffic_alone(spark) -> None:
