@@ -180,8 +180,8 @@ def insert_new(frame: DataFrame, settings: Settings, name: str, key: str) -> Non
     )
 
 
-# Lifecycle (batch_layer.lifecycle, batch_layer.archive): partition files, deletes, compaction,
-# VACUUM, and the Parquet files of the archive.
+# Lifecycle (batch_layer.lifecycle, batch_layer.archive, batch_layer.maintenance): partition files,
+# deletes, compaction, VACUUM, and the Parquet files of the archive.
 
 
 def partition_files(spark: SparkSession, settings: Settings, name: str) -> dict[date, list[str]]:
@@ -198,6 +198,28 @@ def partition_files_at(spark: SparkSession, settings: Settings, name: str, value
     ``at``, sorted, read from that version's Delta log (no data is scanned)."""
     files = _files_per_day(read(spark, settings, name, at), table(name).partition_by[0])
     return sorted(files.get(value, []))
+
+
+def partition_file_counts(spark: SparkSession, settings: Settings, name: str) -> dict[tuple[str, ...], int]:
+    """The number of active data files in each partition of table ``name`` at its current version,
+    keyed by the values of all its partition columns as the partition directories spell them
+    (text; ``__HIVE_DEFAULT_PARTITION__`` for a null). From the Delta log's file list, so no data
+    is scanned; empty when there is no table."""
+    from urllib.parse import unquote
+
+    at = version(spark, settings, name)
+    if at is None:
+        return {}
+    columns = table(name).partition_by
+    counts: dict[tuple[str, ...], int] = {}
+    for location in read(spark, settings, name, at).inputFiles():
+        values = dict(
+            segment.split("=", 1) for segment in unquote(location).split("/")[:-1] if "=" in segment
+        )
+        if all(c in values for c in columns):
+            key = tuple(values[c] for c in columns)
+            counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 def _files_per_day(frame: DataFrame, column: str) -> dict[date, list[str]]:
@@ -249,17 +271,27 @@ def compact_partition(
 def vacuum(spark: SparkSession, settings: Settings, name: str, retain_hours: int) -> None:
     """VACUUM table ``name``: files removed more than ``retain_hours`` ago are deleted for good
     (time travel to versions older than that ends). Below Delta's 168 h safety floor the check
-    is switched off for this call only (the policy setting is the operator's decision)."""
+    is switched off for this call only (the policy setting is the operator's decision).
+
+    Delta 4 ignores a retention other than 0 h (``vacuum.retentionWindowIgnore.enabled``, on by
+    default) and keeps the table's ``delta.deletedFileRetentionDuration`` (7 days) instead; that
+    is switched off for this call too, so ``retain_hours`` is what VACUUM keeps."""
     from delta.tables import DeltaTable
 
-    key = "spark.databricks.delta.retentionDurationCheck.enabled"
-    before = spark.conf.get(key, "true")
+    overrides = {"spark.databricks.delta.vacuum.retentionWindowIgnore.enabled": "false"}
     if retain_hours < 168:
-        spark.conf.set(key, "false")
+        overrides["spark.databricks.delta.retentionDurationCheck.enabled"] = "false"
+    before = {key: spark.conf.get(key, None) for key in overrides}
+    for key, value in overrides.items():
+        spark.conf.set(key, value)
     try:
         DeltaTable.forPath(spark, path(settings, name)).vacuum(float(retain_hours))
     finally:
-        spark.conf.set(key, before)
+        for key, value in before.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
 
 
 def write_parquet(frame: DataFrame, directory: str, max_rows_per_file: int) -> None:

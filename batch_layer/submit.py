@@ -77,6 +77,14 @@ def _retention(spark: Any, settings: Settings, args: argparse.Namespace) -> dict
     )
 
 
+def _maintenance(spark: Any, settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    from batch_layer.maintenance import run_maintenance
+
+    return run_maintenance(
+        spark, settings, args.date, dry_run=args.dry_run, log=lambda line: print(line, flush=True)
+    )
+
+
 def _restore(spark: Any, settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     from batch_layer.lifecycle import restore
 
@@ -102,9 +110,9 @@ def _erase(spark: Any, settings: Settings, args: argparse.Namespace) -> dict[str
     return {k: v for k, v in result.items() if k != "user_key"}
 
 
-# The lifecycle jobs (batch_layer.lifecycle, batch_layer.erasure): ``--date`` is the run's "today"
-# (retention), the first day to restore, or the request's day (erase).
-LIFECYCLE = {"retention": _retention, "restore": _restore, "erase": _erase}
+# The lifecycle jobs (batch_layer.lifecycle, batch_layer.maintenance, batch_layer.erasure): ``--date``
+# is the run's "today" (retention, maintenance), the first day to restore, or the request's day (erase).
+LIFECYCLE = {"retention": _retention, "maintenance": _maintenance, "restore": _restore, "erase": _erase}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,7 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         help="fraud model silver scores with (default: ADCLICK_FRAUD_MODEL_VERSION, else pinned)",
     )
     parser.add_argument("--to", type=date.fromisoformat, help="restore: last day (default: --date)")
-    parser.add_argument("--dry-run", action="store_true", help="retention: log the plan, change nothing")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="retention, maintenance: log the plan, change nothing"
+    )
     parser.add_argument("--user-key", help="erase: the user key (pseudonymised user id) to erase")
     parser.add_argument("--by", default="unknown", help="erase: who asks (recorded in ops.erasure_log)")
     parser.add_argument("--reason", default="", help="erase: why (the request's reference)")

@@ -1,6 +1,6 @@
-"""``adclick archive run|restore|list``, ``adclick hold add|list|release`` and ``adclick erase``
-(argparse wiring and handlers; the work is in :mod:`batch_layer.lifecycle` and
-:mod:`batch_layer.erasure`, imported by the handlers)."""
+"""``adclick archive run|restore|list``, ``adclick maintain``, ``adclick hold add|list|release`` and
+``adclick erase`` (argparse wiring and handlers; the work is in :mod:`batch_layer.lifecycle`,
+:mod:`batch_layer.maintenance` and :mod:`batch_layer.erasure`, imported by the handlers)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Any
 
 from adclick.retention import ARCHIVED, MANAGED
 from adclick.settings import get_settings
+from batch_layer.maintenance import TABLES as MAINTAINED
 
 
 def _with_spark(name: str, work: Callable[[Any], int]) -> int:
@@ -49,6 +50,20 @@ def _archive_run(args: argparse.Namespace) -> int:
         return 0
 
     return _with_spark("retention", work)
+
+
+def _maintain(args: argparse.Namespace) -> int:
+    from batch_layer.maintenance import run_maintenance
+
+    as_of = args.date or datetime.now(UTC).date()
+
+    def work(spark: Any) -> int:
+        log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+        tables = args.table or MAINTAINED
+        _print(run_maintenance(spark, get_settings(), as_of, tables=tables, dry_run=args.dry_run, log=log))
+        return 0
+
+    return _with_spark("maintenance", work)
 
 
 def _archive_restore(args: argparse.Namespace) -> int:
@@ -180,6 +195,19 @@ def add_lifecycle_parsers(sub: Any) -> None:
     ls = asub.add_parser("list", help="each day of the archived tables: lake, archive or restored")
     _table_arg(ls, ARCHIVED)
     ls.set_defaults(func=_archive_list)
+
+    m = sub.add_parser(
+        "maintain",
+        help="compact closed days of bronze and speed (OPTIMIZE), then VACUUM (as the lake_maintenance DAG)",
+    )
+    m.add_argument(
+        "--date",
+        type=date.fromisoformat,
+        help="as of this day: compacts days before it (default: today, UTC)",
+    )
+    m.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    _table_arg(m, MAINTAINED)
+    m.set_defaults(func=_maintain)
 
     e = sub.add_parser(
         "erase",

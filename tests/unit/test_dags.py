@@ -262,7 +262,7 @@ def test_a_day_in_one_session_runs_the_steps_in_order_each_in_its_own_log_group(
     assert not [line for line in quiet if line.startswith("::")]
 
 
-# --- lifecycle: retention, archive_restore, gdpr_erasure ----------------------------------
+# --- lifecycle: retention, lake_maintenance, archive_restore, gdpr_erasure ---------------------
 
 
 def _submits(task, monkeypatch) -> list[tuple[str, str, list[str]]]:
@@ -289,6 +289,23 @@ def test_retention_runs_one_submit_as_of_its_day_and_honours_dry_run(dagbag, mon
     )
     task.python_callable(params={"day": "2027-01-05", "dry_run": True}, logical_date=None)
     assert calls == [("retention", "2026-12-02", []), ("retention", "2027-01-05", ["--dry-run"])]
+
+
+def test_lake_maintenance_runs_one_submit_as_of_its_day_and_honours_dry_run(dagbag, monkeypatch) -> None:
+    import pendulum
+
+    dag = dagbag.dags["lake_maintenance"]
+    assert dag.task_ids == ["compact_and_vacuum"]
+    assert dag.catchup is False and dag.max_active_runs == 1 and "lifecycle" in dag.tags
+    assert dag.schedule == "30 1 * * *"
+    assert set(dag.params) == {"day", "dry_run"}
+    task = dag.get_task("compact_and_vacuum")
+    calls = _submits(task, monkeypatch)
+    task.python_callable(
+        params={"day": None, "dry_run": False}, logical_date=pendulum.datetime(2026, 12, 2, 1, 30)
+    )
+    task.python_callable(params={"day": "2027-01-05", "dry_run": True}, logical_date=None)
+    assert calls == [("maintenance", "2026-12-02", []), ("maintenance", "2027-01-05", ["--dry-run"])]
 
 
 def test_archive_restore_passes_its_range_to_the_restore_job(dagbag, monkeypatch) -> None:
