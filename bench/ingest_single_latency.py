@@ -30,7 +30,7 @@ import orjson
 
 from adclick.settings import Settings
 from bench.kafka_producer_baseline import producer_performance
-from bench.load import events, paused, percentile
+from bench.load import events, paused, percentile, wait_caught_up
 from bench.result import write_result
 
 RATE = float(os.environ.get("BENCH_SINGLE_RATE", "1000"))
@@ -151,16 +151,6 @@ def _kafka_perf_at_rate(settings: Settings, records: int) -> dict[str, float]:
         admin.close()
 
 
-def _wait_caught_up(settings: Settings, timeout_s: float = 300) -> None:
-    from adclick.stream_status import is_fresh, lag
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if is_fresh(settings) and lag(settings) == 0:
-            return
-        time.sleep(2)
-
-
 def _under_spark(settings: Settings, url: str, n: int) -> dict:
     """The same offered load beside 5,000 events/s of batch traffic and a running batch day."""
     from datetime import UTC, datetime
@@ -199,7 +189,7 @@ def run(settings: Settings, context: dict | None = None) -> dict:
         kafka = _kafka_perf_at_rate(settings, n)  # the peer, under the same conditions
     # The same load again with the stream application landing events on the same two cores
     # (after it has started and caught up with the events above).
-    _wait_caught_up(settings)
+    wait_caught_up(settings)
     contended, contended_errors, _ = asyncio.run(_paced(url, payload[2000 + n :]))
     contended.sort()
     under_spark = _under_spark(settings, url, n)

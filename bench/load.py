@@ -158,3 +158,18 @@ def steady_rate(progress: list[dict]) -> tuple[float, list[dict]]:
     seconds = sum(p["durationMs"]["triggerExecution"] for p in later) / 1000
     batches = [{"batch": p["batchId"], "rows": p["numInputRows"], **p["durationMs"]} for p in progress]
     return (rows / seconds if seconds else math.nan), batches
+
+
+def wait_caught_up(settings: Settings, timeout_s: float = 300, *, required: bool = False) -> bool:
+    """Wait until the stack's stream application has caught up with Kafka (heartbeat fresh, lag
+    0); False after ``timeout_s`` without, or a RuntimeError when ``required``."""
+    from adclick.stream_status import is_fresh, lag
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if is_fresh(settings) and lag(settings) == 0:
+            return True
+        time.sleep(2)
+    if required:
+        raise RuntimeError(f"the stream did not catch up within {timeout_s:.0f} s")
+    return False

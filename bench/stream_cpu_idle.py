@@ -16,7 +16,7 @@ import os
 import time
 
 from adclick.settings import Settings
-from bench.load import events
+from bench.load import events, wait_caught_up
 from bench.result import write_result
 
 EVENTS = int(os.environ.get("BENCH_IDLE_EVENTS", "20000"))
@@ -56,24 +56,13 @@ async def _post_all(url: str, batch: list[dict]) -> int:
     return refused
 
 
-def _wait_caught_up(settings: Settings, timeout_s: float = 300) -> None:
-    from adclick.stream_status import is_fresh, lag
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if is_fresh(settings) and lag(settings) == 0:
-            return
-        time.sleep(2)
-    raise RuntimeError(f"the stream did not catch up within {timeout_s:.0f} s")
-
-
 def run(settings: Settings, context: dict | None = None) -> dict:
     from infra import supervisor
 
     url = f"http://{settings.bind_host}:{settings.ingest_port}/v1/events/batch"
     now_ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z"
     refused = asyncio.run(_post_all(url, [{**e, "ts": now_ts} for e in events(EVENTS, seed=9301)]))
-    _wait_caught_up(settings)
+    wait_caught_up(settings, required=True)
     time.sleep(SETTLE)
     info = supervisor.process_info(settings)
     stream_pid, kafka_pid = info["stream"]["pid"], info["kafka"]["pid"]

@@ -17,6 +17,7 @@ from pyspark.sql import DataFrame, Observation, SparkSession
 
 from adclick.catalog import table
 from adclick.settings import Settings
+from speed_layer import table_properties
 from speed_layer.dlq_sink import send as send_dead_letters
 from speed_layer.parse import narrow, to_bronze_rows, to_reject_rows, with_parsed_event
 
@@ -75,10 +76,7 @@ def ensure_tables(spark: SparkSession, settings: Settings) -> None:
                 .partitionBy(*t.partition_by)
                 .save(location)
             )
-        properties = DeltaTable.forPath(spark, location).detail().first()["properties"]
-        if properties.get(STATS_PROPERTY) != STATS_COLUMNS[name]:
-            setting = f"'{STATS_PROPERTY}' = '{STATS_COLUMNS[name]}'"
-            spark.sql(f"ALTER TABLE delta.`{location}` SET TBLPROPERTIES ({setting})")
+        table_properties.ensure(spark, location, {STATS_PROPERTY: STATS_COLUMNS[name]})
 
 
 def _observed_rejects(seen: Observation, wait_s: float = 5.0) -> int | None:

@@ -33,6 +33,7 @@ from adclick.aggregates import (
 from adclick.catalog import table
 from adclick.dims import DimsCache
 from adclick.settings import Settings
+from speed_layer import table_properties
 
 APP_ID = "adclick-speed-minute"
 APP_ID_TOP = "adclick-speed-top"
@@ -68,13 +69,8 @@ def ensure_properties(spark: SparkSession, settings: Settings) -> None:
 
     for name in ("speed.ad_clicks_minute", "speed.ad_clicks_5min", "speed.top_ads_minute"):
         location = table(name).path(settings)
-        if not DeltaTable.isDeltaTable(spark, location):
-            continue
-        current = DeltaTable.forPath(spark, location).detail().first()["properties"]
-        missing = {k: v for k, v in TABLE_PROPERTIES.items() if current.get(k) != v}
-        if missing:
-            setting = ", ".join(f"'{k}' = '{v}'" for k, v in missing.items())
-            spark.sql(f"ALTER TABLE delta.`{location}` SET TBLPROPERTIES ({setting})")
+        if DeltaTable.isDeltaTable(spark, location):
+            table_properties.ensure(spark, location, TABLE_PROPERTIES)
 
 
 def _create(rows: DataFrame, settings: Settings, name: str, app_id: str, batch_id: int) -> None:
