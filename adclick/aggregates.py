@@ -13,8 +13,7 @@ and :func:`adclick.fraud.with_fraud`). Writes nothing; the outputs are:
 * :func:`speed_events`: the speed layer's enrichment and per-event fraud rules;
 * :func:`merge_sketches`: rows rolled up to coarser keys (minutes -> hour -> day) by summing counts
   and unioning the HLL sketches, without re-reading events;
-* :func:`top_ads`: one row per (``window_start``, ad) for the ``n`` best ranked ads by clicks;
-* :func:`recomputed_day`: a whole day of the three speed tables from events, in one pass (the
+* :func:`recomputed_day`: a whole day of the two speed tables from events, in one pass (the
   erasure rewrites a speed day from bronze with it).
 
 Measures (:data:`MEASURES`): ``impressions``, ``clicks`` (distinct non-fraud click event_ids),
@@ -32,7 +31,7 @@ from collections.abc import Sequence
 from datetime import date
 
 import pyspark.sql.functions as F
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame
 
 from adclick.enrich import enrich_ads, with_device
 from adclick.fraud import PER_EVENT_REASONS, with_fraud
@@ -134,38 +133,13 @@ def merge_sketches(df: DataFrame, keys: Sequence[str | Column]) -> DataFrame:
     )
 
 
-def top_ads(minute_aggs: DataFrame, n: int = 100) -> DataFrame:
-    """The ``n`` ads with the most (non-fraud) clicks per ``window_start``.
-
-    Clicks are summed per ad over the other dimensions (campaign, country, device); ads without a
-    click in the window are left out. ``rank`` is SQL ``RANK()`` on clicks descending: ads with equal
-    clicks share a rank and the next rank skips (10, 9, 9, 7 clicks -> 1, 2, 2, 4), so the result is
-    the same whatever the row order and no tie is broken arbitrarily; every row with ``rank <= n`` is
-    kept, which can be more than ``n`` rows when ads tie at the cut-off.
-    Columns: ``window_start``, ``rank`` (int), ``ad_id``, ``clicks`` (long).
-    """
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
-    per_ad = (
-        minute_aggs.groupBy("window_start", "ad_id")
-        .agg(F.sum("clicks").cast("long").alias("clicks"))
-        .where(F.col("clicks") > 0)
-    )
-    ranking = Window.partitionBy("window_start").orderBy(F.col("clicks").desc())
-    return (
-        per_ad.withColumn("rank", F.rank().over(ranking))
-        .where(F.col("rank") <= n)
-        .select("window_start", "rank", "ad_id", "clicks")
-    )
-
-
 def with_partition_date(aggs: DataFrame) -> DataFrame:
     """Adds the speed tables' partition column, ``window_date`` (the window start's UTC date)."""
     return aggs.withColumn("window_date", F.to_date("window_start"))
 
 
-def recomputed_day(events: DataFrame, ads: DataFrame, day: date, *, top_n: int = 100) -> dict[str, DataFrame]:
-    """The rows of partition ``day`` of the three speed tables, recomputed from events in one pass
+def recomputed_day(events: DataFrame, ads: DataFrame, day: date) -> dict[str, DataFrame]:
+    """The rows of partition ``day`` of the two speed tables, recomputed from events in one pass
     (pure; the erasure rewrites a speed day from bronze with it).
 
     ``events``: the distinct events (one row per ``event_id``) from ``day`` 00:00 to 00:04 of the
@@ -174,9 +148,7 @@ def recomputed_day(events: DataFrame, ads: DataFrame, day: date, *, top_n: int =
     """
     minutes = minute_aggregates(speed_events(events, ads))
     on_day = F.col("window_date") == F.lit(day)
-    minute = with_partition_date(minutes).where(on_day)
     return {
-        "speed.ad_clicks_minute": minute,
+        "speed.ad_clicks_minute": with_partition_date(minutes).where(on_day),
         "speed.ad_clicks_5min": with_partition_date(sliding_from_minutes(minutes)).where(on_day),
-        "speed.top_ads_minute": with_partition_date(top_ads(minute, n=top_n)),
     }

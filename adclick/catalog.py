@@ -50,7 +50,6 @@ TABLES: dict[str, Table] = {
         Table(
             "speed", "ad_clicks_5min", ("window_date",), "5-minute window (sliding by 1) x ad x dimensions"
         ),
-        Table("speed", "top_ads_minute", ("window_date",), "top ads by non-fraud clicks, minute x rank"),
         Table("silver", "events", ("event_date",), "one row per distinct event_id: enriched, fraud-scored"),
         Table("gold", "ad_clicks_hourly", ("day",), "hour x ad x campaign x advertiser x country x device"),
         Table("gold", "ad_clicks_daily", ("day",), "day x ad x campaign x advertiser x country x device"),

@@ -35,7 +35,7 @@ COLD_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})
 
 # What the retention run manages, and how the end of a partition's life looks for each layer.
 ARCHIVED = ("bronze.events", "bronze.rejects", "silver.events")
-EXPIRED_BY_WATERMARK = ("speed.ad_clicks_minute", "speed.ad_clicks_5min", "speed.top_ads_minute")
+EXPIRED_BY_WATERMARK = ("speed.ad_clicks_minute", "speed.ad_clicks_5min")
 KEPT = ("gold.ad_clicks_hourly", "gold.ad_clicks_daily", "gold.audience_daily", "gold.experiments_daily")
 MANAGED = (*ARCHIVED, *EXPIRED_BY_WATERMARK, *KEPT)
 # Restored copies of archived tables: restored.<layer>_<name>, partitioned like the original.

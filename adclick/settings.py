@@ -83,7 +83,6 @@ class Settings(BaseSettings):
         description="Tasks (so files per partition) of each bronze micro-batch write; 0: the executor cores.",
     )
     speed_watermark: str = Field(default="10 minutes", description="Event-time watermark of the speed layer.")
-    speed_top_n: int = 100
     stream_metrics_port: int = Field(
         default=9101,
         ge=0,

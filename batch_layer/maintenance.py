@@ -41,7 +41,6 @@ TABLES = (
     "bronze.rejects",
     "speed.ad_clicks_minute",
     "speed.ad_clicks_5min",
-    "speed.top_ads_minute",
 )
 
 

@@ -6,7 +6,7 @@ Small-file compaction of the tables the stream writes, once a night at 01:30 UTC
 of small files per partition; the speed tables keep the small files of their MERGEs since their
 last auto compaction. One `spark-submit` of
 `batch_layer/submit.py maintenance --date <day>` does, for `bronze.events`, `bronze.rejects`,
-`speed.ad_clicks_minute`, `speed.ad_clicks_5min` and `speed.top_ads_minute`:
+`speed.ad_clicks_minute` and `speed.ad_clicks_5min`:
 
 - **OPTIMIZE** (bin-packing, no Z-order) of each *closed* partition date (strictly before the
   run's day, UTC; today's partition is never touched, the stream still writes it) that has a

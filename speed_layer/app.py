@@ -143,9 +143,7 @@ def start_speed(spark: SparkSession, settings: Settings, *, available_now: bool 
         .foreachBatch(
             in_pool(
                 "speed",
-                lambda df, batch_id: update_batch(
-                    settings, df, batch_id, top_n=settings.speed_top_n, dims=dims
-                ),
+                lambda df, batch_id: update_batch(settings, df, batch_id, dims=dims),
             )
         )
     )

@@ -1,25 +1,28 @@
 """Speed layer sink: one micro-batch of events (deduplicated within the watermark) ->
-``speed.ad_clicks_minute`` and ``speed.ad_clicks_5min`` (MERGE) and ``speed.top_ads_minute``
-(the affected minutes rewritten).
+``speed.ad_clicks_minute`` and ``speed.ad_clicks_5min`` (MERGE, the two at the same time).
 
 Grain: ``speed.ad_clicks_minute`` has one row per (``window_start`` minute, ``ad_id``,
 ``campaign_id``, ``country``, ``device_type``) with the counts of :mod:`adclick.aggregates`
 and a mergeable HLL sketch of users; ``speed.ad_clicks_5min`` the same over 5-minute windows
-sliding by a minute (each event counts in 5 of them); ``speed.top_ads_minute`` one row per
-(minute, rank) for the top ``n`` ads by non-fraud clicks. A micro-batch's counts are *added* to
-the rows it touches (sketches unioned), so the current minute is visible within a trigger.
+sliding by a minute (each event counts in 5 of them), derived from the batch's minute rows. A
+micro-batch's counts are *added* to the rows it touches (sketches unioned), so the current minute
+is visible within a trigger. The top ads per minute are ranked at read time from the minute table
+(``serving.top_ads_minute``), so they cost the stream no commit.
 
 Exactly once: each MERGE runs with Delta's idempotent-write settings (``txnAppId`` =
-:data:`APP_ID` and the table, ``txnVersion`` = the batch id) on the query's own session, so a micro-batch
+:data:`APP_ID` and the table, ``txnVersion`` = the batch id) on a clone of the query's session of
+its own (the two MERGEs run in two threads, and those settings are session-wide), so a micro-batch
 replayed after a crash is skipped by Delta instead of being added twice.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.util import inheritable_thread_target
 
 from adclick.aggregates import (
     COUNTS,
@@ -27,7 +30,6 @@ from adclick.aggregates import (
     minute_aggregates,
     sliding_from_minutes,
     speed_events,
-    top_ads,
     with_partition_date,
 )
 from adclick.catalog import table
@@ -36,8 +38,8 @@ from adclick.settings import Settings
 from speed_layer import table_properties
 
 APP_ID = "adclick-speed-minute"
-APP_ID_TOP = "adclick-speed-top"
 KEYS = ("window_start", *DIMENSIONS)
+TABLES = ("speed.ad_clicks_minute", "speed.ad_clicks_5min")
 TXN_APP = "spark.databricks.delta.write.txnAppId"
 TXN_VERSION = "spark.databricks.delta.write.txnVersion"
 
@@ -67,7 +69,7 @@ def ensure_properties(spark: SparkSession, settings: Settings) -> None:
     new tables get them when the first micro-batch creates them."""
     from delta.tables import DeltaTable
 
-    for name in ("speed.ad_clicks_minute", "speed.ad_clicks_5min", "speed.top_ads_minute"):
+    for name in TABLES:
         location = table(name).path(settings)
         if DeltaTable.isDeltaTable(spark, location):
             table_properties.ensure(spark, location, TABLE_PROPERTIES)
@@ -81,7 +83,7 @@ def _create(rows: DataFrame, settings: Settings, name: str, app_id: str, batch_i
 
 
 def _merge_windows(
-    batch: DataFrame,
+    spark: SparkSession,
     settings: Settings,
     name: str,
     aggs: DataFrame,
@@ -100,7 +102,6 @@ def _merge_windows(
     """
     from delta.tables import DeltaTable
 
-    spark = batch.sparkSession
     t = table(name)
     app_id = f"{APP_ID}:{name}"
     rows = with_partition_date(aggs)
@@ -119,58 +120,36 @@ def _merge_windows(
     condition = " AND ".join([*pruned, *(f"t.{k} = s.{k}" for k in ("window_date", *KEYS))])
     spark.conf.set(TXN_APP, app_id)
     spark.conf.set(TXN_VERSION, str(batch_id))
-    try:
-        (
-            DeltaTable.forPath(spark, t.path(settings))
-            .alias("t")
-            .merge(rows.alias("s"), condition)
-            .whenMatchedUpdate(set=update)
-            .whenNotMatchedInsertAll()
-            .execute()
-        )
-    finally:
-        spark.conf.unset(TXN_APP)
-        spark.conf.unset(TXN_VERSION)
-
-
-def _rewrite_top(batch: DataFrame, settings: Settings, minutes: list[str], batch_id: int, n: int) -> None:
-    """Recompute the top ads of the minutes this batch touched, from the merged minute table.
-
-    ``minutes`` are ``yyyy-MM-dd HH:mm:ss`` texts made by Spark from the batch's own windows (in
-    the session's UTC), never user input; Delta's ``replaceWhere`` only takes SQL text.
-    """
-    spark = batch.sparkSession
-    minute_table = spark.read.format("delta").load(table("speed.ad_clicks_minute").path(settings))
-    wanted = [F.to_timestamp(F.lit(m)) for m in minutes]
-    days = sorted({m[:10] for m in minutes})
-    touched = minute_table.where(
-        F.col("window_date").isin(*[F.to_date(F.lit(d)) for d in days]) & F.col("window_start").isin(*wanted)
-    )
-    top = top_ads(touched, n=n).withColumn("window_date", F.to_date("window_start"))
-    t = table("speed.top_ads_minute")
-    condition = "window_start IN (" + ", ".join(f"TIMESTAMP '{m}'" for m in minutes) + ")"
     (
-        top.write.format("delta")
-        .mode("overwrite")
-        .option("replaceWhere", condition)
-        .option("txnAppId", APP_ID_TOP)
-        .option("txnVersion", batch_id)
-        .partitionBy(*t.partition_by)
-        .save(t.path(settings))
+        DeltaTable.forPath(spark, t.path(settings))
+        .alias("t")
+        .merge(rows.alias("s"), condition)
+        .whenMatchedUpdate(set=update)
+        .whenNotMatchedInsertAll()
+        .execute()
     )
+
+
+def _session_of_its_own(spark: SparkSession) -> SparkSession:
+    """A clone of ``spark`` (same context, cache and settings; its own SQL conf), for one MERGE's
+    session-wide ``txnAppId``/``txnVersion`` while another MERGE runs beside it."""
+    return SparkSession(spark.sparkContext, spark._jsparkSession.cloneSession())
 
 
 def update_batch(
-    settings: Settings, batch: DataFrame, batch_id: int, *, top_n: int = 100, dims: DimsCache | None = None
+    settings: Settings, batch: DataFrame, batch_id: int, *, dims: DimsCache | None = None
 ) -> None:
     """foreachBatch body: enrich, judge the per-event fraud rules, aggregate per minute, merge the
-    minutes and the 5-minute windows derived from them, refresh the top ads.
+    minutes and the 5-minute windows derived from them.
 
     ``dims`` gives the ads dimension (cached across batches); without it the events keep their
     own ``campaign_id``. The events are aggregated once, into the (cached, small) minute rows;
-    everything else is computed from those.
+    the two MERGEs read those rows, each in a thread of its own (each MERGE's fixed cost is
+    mostly waiting on its own small jobs and commit, so on a few cores they overlap well); the
+    batch fails if either fails, and a replay is skipped by whichever table already has it.
     """
-    ads = dims.get(batch.sparkSession)[0] if dims is not None else None
+    spark = batch.sparkSession
+    ads = dims.get(spark)[0] if dims is not None else None
     aggs = minute_aggregates(speed_events(batch, ads)).persist()
     try:
         stamps = aggs.select(F.date_format("window_start", "yyyy-MM-dd HH:mm:ss").alias("m")).distinct()
@@ -179,24 +158,18 @@ def update_batch(
             return
         dates = window_dates(minutes)
         first = (datetime.fromisoformat(minutes[0]) - timedelta(minutes=4)).isoformat(sep=" ")
-        _merge_windows(
-            batch,
-            settings,
-            "speed.ad_clicks_minute",
-            aggs,
-            batch_id=batch_id,
-            dates=dates,
-            starts=(minutes[0], minutes[-1]),
-        )
-        _merge_windows(
-            batch,
-            settings,
-            "speed.ad_clicks_5min",
-            sliding_from_minutes(aggs),
-            batch_id=batch_id,
-            dates=dates,
-            starts=(first, minutes[-1]),
-        )
-        _rewrite_top(batch, settings, minutes, batch_id, top_n)
+        merges = [
+            ("speed.ad_clicks_minute", aggs, (minutes[0], minutes[-1])),
+            ("speed.ad_clicks_5min", sliding_from_minutes(aggs), (first, minutes[-1])),
+        ]
+
+        def merge(name: str, rows: DataFrame, starts: tuple[str, str]) -> None:
+            own = _session_of_its_own(spark)
+            _merge_windows(own, settings, name, rows, batch_id=batch_id, dates=dates, starts=starts)
+
+        with ThreadPoolExecutor(max_workers=len(merges), thread_name_prefix="speed-merge") as pool:
+            running = [pool.submit(inheritable_thread_target(spark)(merge), *m) for m in merges]
+            for done in running:
+                done.result()
     finally:
         aggs.unpersist()

@@ -15,7 +15,6 @@ from adclick.aggregates import (
     minute_aggregates,
     sliding_aggregates,
     sliding_from_minutes,
-    top_ads,
 )
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -211,36 +210,3 @@ def test_merge_sketches_needs_a_sketch(spark) -> None:
     df = spark.createDataFrame([(1, 2)], "k int, clicks long")
     with pytest.raises(ValueError, match="users_sketch"):
         merge_sketches(df, ["k"])
-
-
-@pytest.fixture(scope="module")
-def minute_rows(spark):
-    rows = [
-        (T0, "ad-a", "FR", 6),
-        (T0, "ad-a", "DE", 4),  # ad-a: 10 over two countries
-        (T0, "ad-b", "FR", 9),
-        (T0, "ad-c", "FR", 9),
-        (T0, "ad-d", "FR", 7),
-        (T0, "ad-e", "FR", 0),  # no click: never ranked
-        (T0, "unknown", "FR", 1),
-        (at(60), "ad-d", "FR", 3),
-    ]
-    return spark.createDataFrame(rows, "window_start timestamp, ad_id string, country string, clicks long")
-
-
-def test_top_ads_ties_share_a_rank_and_survive_the_cut_off(spark, minute_rows) -> None:
-    schema = "window_start timestamp, rank int, ad_id string, clicks long"
-    expected = spark.createDataFrame(
-        [(T0, 1, "ad-a", 10), (T0, 2, "ad-b", 9), (T0, 2, "ad-c", 9), (at(60), 1, "ad-d", 3)], schema
-    )
-    assertDataFrameEqual(top_ads(minute_rows, n=2), expected)  # 3 rows for n=2: the tie is kept
-    noon = top_ads(minute_rows, n=100).where(F.col("window_start") == F.lit(T0))
-    ranks = {r.ad_id: r.rank for r in noon.collect()}
-    assert ranks == {"ad-a": 1, "ad-b": 2, "ad-c": 2, "ad-d": 4, "unknown": 5}  # RANK skips after a tie
-    firsts = spark.createDataFrame([(T0, 1, "ad-a", 10), (at(60), 1, "ad-d", 3)], schema)
-    assertDataFrameEqual(top_ads(minute_rows, n=1), firsts)
-
-
-def test_top_ads_rejects_n_below_one(minute_rows) -> None:
-    with pytest.raises(ValueError, match="n must be"):
-        top_ads(minute_rows, n=0)

@@ -52,7 +52,7 @@ def test_the_minimum_is_inclusive_and_a_single_column_table_plans_the_same() -> 
 
 def test_an_earlier_as_of_day_leaves_the_days_from_it_open() -> None:
     counts = {(ago(n),): 10 for n in range(4)}
-    plan = plan_table("speed.top_ads_minute", counts, TODAY - timedelta(days=2), min_files=4)
+    plan = plan_table("speed.ad_clicks_minute", counts, TODAY - timedelta(days=2), min_files=4)
     assert plan.compact == (date(2026, 11, 29),)
     assert plan.open == (date(2026, 11, 30), date(2026, 12, 1), TODAY)
 
@@ -108,7 +108,6 @@ def fake(monkeypatch) -> FakeLake:
             "bronze.events": {(ago(1), "eu"): 12, (ago(1), "na"): 6, (ago(2), "eu"): 1, (ago(0), "eu"): 30},
             "bronze.rejects": {(ago(1),): 2},
             "speed.ad_clicks_minute": {(ago(1),): 40, (ago(2),): 8, (ago(0),): 50},
-            "speed.top_ads_minute": {(ago(0),): 50},
         },
     )
 
@@ -166,7 +165,7 @@ def test_a_dry_run_plans_and_changes_nothing(fake) -> None:
     assert (fake.compacted, fake.vacuumed, fake.rows) == ([], [], [])
     assert result["dry_run"] is True and result["compacted"] == 0
     assert result["tables"]["speed.ad_clicks_minute"]["files_before"] == 48
-    assert lines[0].endswith("(dry run)") and "3 partition date(s) to compact in 5 table(s)" in lines[0]
+    assert lines[0].endswith("(dry run)") and "3 partition date(s) to compact in 4 table(s)" in lines[0]
     assert (
         "maintenance: speed.ad_clicks_minute: would compact 2 partition date(s) "
         "(2026-11-30: 8 files, 2026-12-01: 40 files), 0 compacted already, 1 open (2026-12-02)"
@@ -250,7 +249,6 @@ def test_the_cli_and_the_submit_script_wire_the_maintenance_run() -> None:
         "bronze.rejects",
         "speed.ad_clicks_minute",
         "speed.ad_clicks_5min",
-        "speed.top_ads_minute",
     }
     cmd = command(Settings(), "maintenance", date(2026, 12, 2), ["--dry-run"])
     assert cmd.endswith("batch_layer/submit.py maintenance --date 2026-12-02 --dry-run")

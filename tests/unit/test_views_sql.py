@@ -170,8 +170,6 @@ _DDL = {
     "country varchar, device_type varchar, impressions bigint, clicks bigint, fraud_clicks bigint, "
     "conversions bigint, cost_micros bigint, revenue_micros bigint, users_sketch blob, "
     "unique_users bigint, window_date date",
-    "speed.top_ads_minute": "window_start timestamptz, rank integer, ad_id varchar, clicks bigint, "
-    "window_date date",
     "gold.ad_clicks_hourly": "window_start timestamptz, day date, ad_id varchar, campaign_id varchar, "
     "advertiser_id varchar, country varchar, region varchar, device_type varchar, impressions bigint, "
     "clicks bigint, fraud_clicks bigint, conversions bigint, cost_micros bigint, revenue_micros bigint, "
@@ -234,10 +232,6 @@ def _lake(watermark: date | None, *, skip: tuple[str, ...] = ()) -> duckdb.DuckD
             "VALUES (?, 'a1', 'c1', 'US', 'mobile', ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
             [_ts(row[0]), *row[1:8], date.fromisoformat(row[8])],
         )
-    con.execute(
-        "INSERT INTO delta.speed.top_ads_minute VALUES (?, 1, 'a1', 3, DATE '2026-01-02')",
-        [_ts("2026-01-02 00:00:00")],
-    )
     if "gold.ad_clicks_hourly" not in skip:
         con.execute(
             "INSERT INTO delta.gold.ad_clicks_hourly VALUES "
@@ -375,6 +369,38 @@ def test_before_the_first_batch_the_fallbacks_serve_speed_alone() -> None:
     )
     assert hourly == [(_ts("2026-01-01 23:00:00"), 9, False), (_ts("2026-01-02 00:00:00"), 5, False)]
     assert _rows(con, "SELECT day, advanced_at FROM delta.serving.batch_watermark") == [(None, None)]
+
+
+def test_top_ads_minute_ranks_each_minute_at_read_time_ties_kept_at_the_cut_off() -> None:
+    con = _lake(None)
+    noon, next_minute, later = (_ts(f"2026-01-03 12:0{m}:00") for m in range(3))
+    rows = [  # (minute, ad, country, clicks): ad-a has 10 over two countries
+        (noon, "ad-a", "FR", 6), (noon, "ad-a", "DE", 4), (noon, "ad-b", "FR", 9),
+        (noon, "ad-c", "FR", 9), (noon, "ad-d", "FR", 7), (noon, "ad-e", "FR", 0),
+        (next_minute, "ad-d", "FR", 3),
+        *((noon, f"ad-{i:03d}", "FR", 1) for i in range(120)),  # 120 ads tied at 1 click
+        *((later, f"ad-{i:03d}", "FR", i) for i in range(1, 106)),  # 105 ads, 1..105 clicks
+    ]  # fmt: skip
+    for minute, ad, country, clicks in rows:
+        con.execute(
+            "INSERT INTO delta.speed.ad_clicks_minute "
+            "VALUES (?, ?, 'c1', ?, 'mobile', 0, ?, 0, 0, 0, 0, NULL, 1, DATE '2026-01-03')",
+            [minute, ad, country, clicks],
+        )
+    apply_views(Settings(), DuckConnection(con))
+    top = _rows(
+        con,
+        "SELECT window_start, rank, ad_id, clicks, is_final FROM delta.serving.top_ads_minute "
+        "WHERE day = DATE '2026-01-03' ORDER BY window_start, rank, ad_id",
+    )
+    at_noon = [(rank, ad, clicks) for minute, rank, ad, clicks, _ in top if minute == noon]
+    # RANK(): ties share a rank and the next rank skips; ad-e (no click) is never ranked; the 120
+    # ads tied at rank 5 are all kept although the cut-off is 100
+    assert at_noon[:4] == [(1, "ad-a", 10), (2, "ad-b", 9), (2, "ad-c", 9), (4, "ad-d", 7)]
+    assert at_noon[4:] == [(5, f"ad-{i:03d}", 1) for i in range(120)]
+    assert [(r, a, c) for m, r, a, c, _ in top if m == next_minute] == [(1, "ad-d", 3)]
+    assert [(r, c) for m, r, _, c, _ in top if m == later] == [(r, 106 - r) for r in range(1, 101)]
+    assert {final for *_, final in top} == {False}
 
 
 def test_views_module_reads_its_own_directory() -> None:
