@@ -104,7 +104,9 @@ def speed_events(events: DataFrame, ads: DataFrame | None) -> DataFrame:
     """Events as the speed layer counts them: device from the user agent, campaign from the ads
     dimension when given, and the per-event fraud rules only (:data:`adclick.fraud.PER_EVENT_REASONS`):
     the windowed rules need the whole day the batch layer sees. No user-profile join: no speed
-    measure uses the demographics."""
+    measure uses the demographics. The user agents are parsed on every row: parsing the distinct
+    agents and joining them back would read ``events`` twice, and a micro-batch's rows come out
+    of the dedup state (run twice, its metrics counted twice)."""
     enriched = with_device(events)
     if ads is not None:
         enriched = enrich_ads(enriched, ads)

@@ -83,6 +83,11 @@ class Settings(BaseSettings):
         description="Tasks (so files per partition) of each bronze micro-batch write; 0: the executor cores.",
     )
     speed_watermark: str = Field(default="10 minutes", description="Event-time watermark of the speed layer.")
+    speed_windows_refresh_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="Seconds between refreshes of speed.ad_clicks_5min (0: after every micro-batch).",
+    )
     stream_metrics_port: int = Field(
         default=9101,
         ge=0,

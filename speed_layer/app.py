@@ -129,8 +129,11 @@ def start_speed(spark: SparkSession, settings: Settings, *, available_now: bool 
     """Valid events, deduplicated by event_id within the event-time watermark, into speed.*."""
     from speed_layer.parse import to_bronze_rows, with_parsed_event
     from speed_layer.speed_sink import ensure_properties, update_batch
+    from speed_layer.window_refresh import WindowRefresh
 
     ensure_properties(spark, settings)
+    windows = WindowRefresh(settings)
+    windows.catch_up(spark)
     events = (
         to_bronze_rows(with_parsed_event(kafka_events(spark, settings)))
         .withWatermark("event_time", settings.speed_watermark)
@@ -143,11 +146,28 @@ def start_speed(spark: SparkSession, settings: Settings, *, available_now: bool 
         .foreachBatch(
             in_pool(
                 "speed",
-                lambda df, batch_id: update_batch(settings, df, batch_id, dims=dims),
+                lambda df, batch_id: update_batch(settings, df, batch_id, dims=dims, windows=windows),
             )
         )
     )
-    return _triggered(writer, settings.stream_trigger_seconds, available_now).start()
+    query = _triggered(writer, settings.stream_trigger_seconds, available_now).start()
+    _WINDOWS[query.id] = windows
+    return query
+
+
+# The 5-minute window refresh of each speed query started in this process, by query id.
+_WINDOWS: dict[str, object] = {}
+
+
+def finish_speed(spark: SparkSession, query: StreamingQuery) -> None:
+    """After a speed query stopped: refresh the 5-minute windows still pending (a no-op for other
+    queries). Raises the refresh's error."""
+    windows = _WINDOWS.pop(query.id, None)
+    if windows is not None:
+        try:
+            windows.flush(spark)
+        finally:
+            windows.close()
 
 
 STARTERS: dict[str, Callable[..., StreamingQuery]] = {"bronze": start_bronze, "speed": start_speed}
@@ -223,6 +243,8 @@ def _run_locked(
     for q in running:
         if q.isActive:
             q.stop()
+        if not q.exception():
+            finish_speed(spark, q)
         if q.exception():
             raise RuntimeError(f"stream query {q.name} failed: {q.exception()}")
     log("stream: stopped")

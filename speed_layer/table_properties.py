@@ -4,6 +4,15 @@ from __future__ import annotations
 
 from pyspark.sql import SparkSession
 
+# The speed tables. Deletion vectors: a MERGE (or a window refresh) marks the updated rows of a
+# file instead of rewriting the whole file (a minute's rows are updated every micro-batch). Auto
+# compaction folds the small files each write adds into larger ones as they accumulate, so the
+# current day's partition stays a few files.
+SPEED = {
+    "delta.enableDeletionVectors": "true",
+    "delta.autoOptimize.autoCompact": "true",
+}
+
 
 def ensure(spark: SparkSession, location: str, properties: dict[str, str]) -> None:
     """Set the ``properties`` the Delta table at ``location`` does not have with these values

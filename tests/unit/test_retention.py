@@ -140,15 +140,6 @@ def test_add_hold_refuses_unclear_requests_before_writing_anything() -> None:
         add_hold(None, s, reason="r", by="me", date_from=ago(1), date_to=ago(3))  # type: ignore[arg-type]
 
 
-def test_speed_merge_names_every_window_date_a_batch_touches() -> None:
-    from speed_layer.speed_sink import window_dates
-
-    assert window_dates(["2026-12-01 10:00:00"]) == ["2026-12-01"]
-    # a 5-minute sliding window of an event at 00:02 starts at 23:58 the day before
-    assert window_dates(["2026-12-01 00:02:00", "2026-12-01 10:00:00"]) == ["2026-11-30", "2026-12-01"]
-    assert window_dates(["2026-12-01 00:04:00"]) == ["2026-12-01"]
-
-
 def test_cli_parses_the_lifecycle_commands() -> None:
     from cli.main import build_parser
 
