@@ -16,6 +16,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
@@ -28,6 +29,9 @@ from speed_layer import metrics as stream_metrics
 from speed_layer import progress_sink
 from speed_layer.bronze_sink import ensure_tables, land_batch
 from speed_layer.source import kafka_events
+
+if TYPE_CHECKING:
+    from speed_layer.window_refresh import WindowRefresh
 
 QUERIES = ("bronze", "speed")
 # Both queries share the application's cores: with Spark's default FIFO scheduler a bronze
@@ -156,7 +160,7 @@ def start_speed(spark: SparkSession, settings: Settings, *, available_now: bool 
 
 
 # The 5-minute window refresh of each speed query started in this process, by query id.
-_WINDOWS: dict[str, object] = {}
+_WINDOWS: dict[str, WindowRefresh] = {}
 
 
 def finish_speed(spark: SparkSession, query: StreamingQuery) -> None:

@@ -31,13 +31,12 @@ from adclick.catalog import table
 from adclick.dims import DimsCache
 from adclick.settings import Settings
 from speed_layer import table_properties
+from speed_layer.table_properties import TXN_APP, TXN_VERSION
 from speed_layer.window_refresh import WindowRefresh, refresh_windows
 
 APP_ID = "adclick-speed-minute"
 KEYS = ("window_start", *DIMENSIONS)
 TABLES = ("speed.ad_clicks_minute", "speed.ad_clicks_5min")
-TXN_APP = "spark.databricks.delta.write.txnAppId"
-TXN_VERSION = "spark.databricks.delta.write.txnVersion"
 
 
 def ensure_properties(spark: SparkSession, settings: Settings) -> None:

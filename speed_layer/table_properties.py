@@ -13,6 +13,11 @@ SPEED = {
     "delta.autoOptimize.autoCompact": "true",
 }
 
+# Delta's idempotent-write session settings: a write under (app id, version) that the table has
+# already committed is skipped (the speed MERGE's exactly-once rule).
+TXN_APP = "spark.databricks.delta.write.txnAppId"
+TXN_VERSION = "spark.databricks.delta.write.txnVersion"
+
 
 def ensure(spark: SparkSession, location: str, properties: dict[str, str]) -> None:
     """Set the ``properties`` the Delta table at ``location`` does not have with these values

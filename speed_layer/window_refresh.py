@@ -31,6 +31,7 @@ from adclick.aggregates import sliding_from_minutes, with_partition_date
 from adclick.catalog import table
 from adclick.settings import Settings
 from speed_layer import table_properties
+from speed_layer.table_properties import TXN_APP, TXN_VERSION
 
 MINUTES = "speed.ad_clicks_minute"
 WINDOWS = "speed.ad_clicks_5min"
@@ -46,10 +47,15 @@ def _stamp(at: datetime) -> str:
     return at.strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _window_starts(first: datetime, last: datetime) -> tuple[datetime, datetime]:
+    """The first and last start of the 5-minute windows that hold a minute in [first, last]."""
+    return first - (SIZE - STEP), last
+
+
 def windows_of(minutes: DataFrame, first: datetime, last: datetime) -> DataFrame:
     """The 5-minute windows holding a minute in [``first``, ``last``], from minute rows that cover
     [``first`` - 4 min, ``last`` + 4 min] (pure). Columns: those of ``speed.ad_clicks_5min``."""
-    lo, hi = first - (SIZE - STEP), last
+    lo, hi = _window_starts(first, last)
     windows = sliding_from_minutes(minutes).where(
         (F.col("window_start") >= F.lit(lo)) & (F.col("window_start") <= F.lit(hi))
     )
@@ -64,8 +70,8 @@ def refresh_windows(spark: SparkSession, settings: Settings, first: datetime, la
     source = table(MINUTES).path(settings)
     if not DeltaTable.isDeltaTable(spark, source):
         return
-    lo, hi = first - (SIZE - STEP), last
-    read_to = last + (SIZE - STEP)
+    lo, hi = _window_starts(first, last)
+    read_to = hi + (SIZE - STEP)
     minutes = (
         spark.read.format("delta")
         .load(source)
@@ -95,8 +101,6 @@ def _session_of_its_own(spark: SparkSession) -> SparkSession:
     """A clone of ``spark`` (same context, cache and settings; its own SQL conf) without the
     idempotent-write settings the minute MERGE sets on the query's session while it runs: a
     refresh in another thread must never write under the MERGE's transaction id."""
-    from speed_layer.speed_sink import TXN_APP, TXN_VERSION
-
     own = SparkSession(spark.sparkContext, spark._jsparkSession.cloneSession())
     own.conf.unset(TXN_APP)
     own.conf.unset(TXN_VERSION)
@@ -137,11 +141,12 @@ class WindowRefresh:
         if not DeltaTable.isDeltaTable(spark, path):
             return
         back = F.expr(f"INTERVAL {self.settings.speed_watermark}")
-        row = spark.read.format("delta").load(path).agg(F.max("window_start").alias("last")).first()
+        last = F.max("window_start")
+        minutes = spark.read.format("delta").load(path)
+        row = minutes.agg(last.alias("last"), (last - back).alias("first")).first()
         if row is None or row.last is None:
             return
-        first = spark.range(1).select((F.lit(row.last) - back).alias("first")).first().first
-        self.touched(first - SIZE, row.last)
+        self.touched(row.first - SIZE, row.last)
 
     def after_batch(self, spark: SparkSession) -> None:
         """Start a refresh of the pending minutes if the last one started ``every`` seconds ago
