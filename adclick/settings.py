@@ -27,12 +27,35 @@ class Settings(BaseSettings):
     cache_dir: Path = Field(default=Path.home() / ".cache" / "adclick", description="JVM artifact cache.")
     bind_host: str = "127.0.0.1"
     stack_apps: bool = Field(default=True, description="`up` also runs the ingestion API and the stream app.")
+    stack_profile: Literal["local", "cluster"] = Field(
+        default="local",
+        description="local: Spark in-process (local[2]); cluster: `up` also runs a Spark standalone "
+        "master and workers and Spark work submits to them (docs/cluster.md).",
+    )
 
     # Kafka
-    kafka_bootstrap_servers: str = "127.0.0.1:9092"
-    kafka_port: int = 9092
-    kafka_controller_port: int = 9093
-    kafka_heap: str = "1g"
+    kafka_bootstrap_servers: str = Field(
+        default="", description="Brokers clients connect to; empty: the local stack's brokers."
+    )
+    kafka_port: int = Field(default=9092, description="Local broker 1's port; broker n's is this + 2(n-1).")
+    kafka_controller_port: int = Field(default=9093, description="Local broker 1's KRaft controller port.")
+    kafka_brokers: int = Field(
+        default=0,
+        ge=0,
+        le=5,
+        description="Brokers the local stack runs (KRaft, each broker and controller); 0: 1, or 3 in "
+        "the cluster profile.",
+    )
+    kafka_replication_factor: int = Field(
+        default=0, ge=0, description="Replicas of each topic `up` creates; 0: the local brokers, at most 3."
+    )
+    kafka_min_insync_replicas: int = Field(
+        default=0,
+        ge=0,
+        description="Replicas that must have a record before an acks=all producer hears back; 0: the "
+        "replication factor less one (at least 1).",
+    )
+    kafka_heap: str = Field(default="1g", description="Heap of each local broker.")
     kafka_compression: Literal["none", "lz4", "gzip", "zstd"] = "lz4"
     kafka_cpu_weight: int = Field(
         default=400,
@@ -67,6 +90,24 @@ class Settings(BaseSettings):
         description="cgroup cpu.weight of all Spark work together (100 = an equal share; 0 = niceness only).",
     )
     java17_home: Path | None = None
+    # Spark on a cluster (any master but local[...]); the cluster profile's standalone cluster
+    spark_executor_memory: str = Field(default="1536m", description="Heap of each executor on a cluster.")
+    spark_executor_cores: int = Field(default=1, ge=1, description="Cores of each executor on a cluster.")
+    spark_cores_max: int = Field(
+        default=2,
+        ge=0,
+        description="Cores one application (the stream app, a batch job) takes on a cluster at most, "
+        "so that they run side by side (0: Spark's default, all it can get).",
+    )
+    spark_standalone_port: int = 7077
+    spark_standalone_ui_port: int = Field(
+        default=8082, description="Web UI of the standalone master; worker n's is this port + n."
+    )
+    spark_workers: int = Field(default=2, ge=1, le=8, description="Workers of the cluster profile.")
+    spark_worker_cores: int = Field(
+        default=2, ge=1, description="Cores each worker offers (two apps at a time on a 2-core box)."
+    )
+    spark_worker_memory: str = Field(default="4g", description="Memory each worker offers its executors.")
 
     # Stream application (bronze landing + speed layer)
     stream_trigger_seconds: float = 2.0
@@ -274,7 +315,28 @@ class Settings(BaseSettings):
             self.lake_root = (self.home / "lake").as_uri()
         if not self.s3_endpoint:
             self.s3_endpoint = f"http://{self.bind_host}:{self.s3_port}"
+        if self.stack_profile == "cluster" and "spark_master" not in self.model_fields_set:
+            self.spark_master = f"spark://{self.bind_host}:{self.spark_standalone_port}"
+        if not self.kafka_brokers:
+            self.kafka_brokers = 3 if self.stack_profile == "cluster" else 1
+        if not self.kafka_bootstrap_servers:
+            self.kafka_bootstrap_servers = ",".join(
+                f"{self.bind_host}:{self.kafka_broker_port(n)}" for n in range(1, self.kafka_brokers + 1)
+            )
+        if not self.kafka_replication_factor:
+            self.kafka_replication_factor = min(3, self.kafka_brokers)
+        if not self.kafka_min_insync_replicas:
+            self.kafka_min_insync_replicas = max(1, self.kafka_replication_factor - 1)
+        if self.kafka_min_insync_replicas > self.kafka_replication_factor:
+            raise ValueError(
+                f"kafka_min_insync_replicas ({self.kafka_min_insync_replicas}) exceeds "
+                f"kafka_replication_factor ({self.kafka_replication_factor}): no acks=all write could succeed"
+            )
         return self
+
+    def kafka_broker_port(self, n: int) -> int:
+        """Client port of local broker ``n`` (1-based); its controller port is the next one."""
+        return self.kafka_port + 2 * (n - 1)
 
     @property
     def lake_is_local(self) -> bool:

@@ -7,6 +7,7 @@ never downloaded at run time; the same code runs on a cluster by setting ``ADCLI
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,8 +23,13 @@ def spark_jars(settings: Settings) -> list[Path]:
 
 
 def java_env(settings: Settings) -> dict[str, str]:
-    """JAVA_HOME for Spark (Java 17) and the loopback binding."""
-    return {"JAVA_HOME": str(spark_runtime(settings).java17_home), "SPARK_LOCAL_IP": settings.bind_host}
+    """JAVA_HOME for Spark (Java 17), the loopback binding, and this environment's Python for
+    the Python workers (the executors' too, on a cluster)."""
+    return {
+        "JAVA_HOME": str(spark_runtime(settings).java17_home),
+        "SPARK_LOCAL_IP": settings.bind_host,
+        "PYSPARK_PYTHON": sys.executable,
+    }
 
 
 def get_spark(
@@ -45,6 +51,9 @@ def get_spark(
         .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
         .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
         .config("spark.driver.memory", settings.spark_driver_memory)
+        # On a cluster (ignored by local[...]): executor size, and a cap on one application's cores.
+        .config("spark.executor.memory", settings.spark_executor_memory)
+        .config("spark.executor.cores", str(settings.spark_executor_cores))
         .config("spark.driver.host", settings.bind_host)
         .config("spark.driver.bindAddress", settings.bind_host)
         .config("spark.sql.shuffle.partitions", str(settings.spark_shuffle_partitions))
@@ -69,6 +78,8 @@ def get_spark(
         # Each micro-batch uploads only the state changes it made (a changelog), not a snapshot.
         .config("spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled", "true")
     )
+    if settings.spark_cores_max:
+        builder = builder.config("spark.cores.max", str(settings.spark_cores_max))
     for key, value in (extra_conf or {}).items():
         builder = builder.config(key, value)
     return builder.getOrCreate()

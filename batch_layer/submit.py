@@ -40,7 +40,7 @@ def command(settings: Settings, step: str, day: date, extra: Sequence[str] = ())
     from adclick.spark import java_env, spark_jars
 
     jars = ",".join(str(p) for p in spark_jars(settings))
-    env = {**java_env(settings), "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    env = {**java_env(settings), "PYSPARK_DRIVER_PYTHON": sys.executable}
     # Below the APIs in CPU priority: a running batch day must not push click latency up.
     nice = ["nice", "-n", str(settings.spark_nice)] if settings.spark_nice else []
     args = [

@@ -21,24 +21,35 @@ def _install(args: argparse.Namespace) -> int:
     return 0
 
 
+def _profile_settings(args: argparse.Namespace):
+    """The settings, with ``--profile`` (if given) as ``ADCLICK_STACK_PROFILE`` for this process
+    and everything it starts."""
+    import os
+
+    if getattr(args, "profile", None):
+        os.environ["ADCLICK_STACK_PROFILE"] = args.profile
+        get_settings.cache_clear()
+    return get_settings()
+
+
 def _up(args: argparse.Namespace) -> int:
     from infra.stack import up
 
-    up(get_settings())
+    up(_profile_settings(args))
     return 0
 
 
 def _down(args: argparse.Namespace) -> int:
     from infra.stack import down
 
-    down(get_settings())
+    down(_profile_settings(args))
     return 0
 
 
 def _status(args: argparse.Namespace) -> int:
     from infra.stack import status
 
-    return 0 if status(get_settings()) else 1
+    return 0 if status(_profile_settings(args)) else 1
 
 
 def _query(args: argparse.Namespace) -> int:
@@ -125,9 +136,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("install", help="fetch JVM artifacts into the cache (idempotent)").set_defaults(
         func=_install
     )
-    sub.add_parser("up", help="start the local stack and wait until it is healthy").set_defaults(func=_up)
-    sub.add_parser("down", help="stop everything `up` started").set_defaults(func=_down)
-    sub.add_parser("status", help="each service's PID, port, health and log").set_defaults(func=_status)
+    for name, func, text in (
+        ("up", _up, "start the local stack and wait until it is healthy"),
+        ("down", _down, "stop everything `up` started"),
+        ("status", _status, "each service's PID, port, health and log"),
+    ):
+        stack = sub.add_parser(name, help=text)
+        stack.add_argument(
+            "--profile",
+            choices=["local", "cluster"],
+            help="local (Spark in-process) or cluster (a Spark standalone master and workers; "
+            "docs/cluster.md); default: ADCLICK_STACK_PROFILE, else local",
+        )
+        stack.set_defaults(func=func)
     d = sub.add_parser("demo", help="the whole flow on this machine, narrated (leaves the stack running)")
     d.add_argument("--clicks", type=int, default=3000, help="synthetic clicks to generate (default 3000)")
     d.set_defaults(func=_demo)

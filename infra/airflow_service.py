@@ -54,6 +54,8 @@ def airflow_env(s: Settings) -> dict[str, str]:
         # The tasks read the same settings as the process that started the stack.
         **{k: v for k, v in os.environ.items() if k.startswith("ADCLICK_")},
         "ADCLICK_HOME": str(s.home),
+        "ADCLICK_STACK_PROFILE": s.stack_profile,
+        "ADCLICK_SPARK_MASTER": s.spark_master,
         "SPARK_LOCAL_IP": s.bind_host,
         "NO_PROXY": "*",
     }

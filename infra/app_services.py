@@ -14,10 +14,17 @@ def _adclick_bin() -> str:
 
 
 def app_env(s: Settings) -> dict[str, str]:
-    """The applications read the same settings as the process that started them."""
+    """The applications read the same settings as the process that started them: its environment,
+    and the wiring stated here (which a caller's settings object may hold without the environment)."""
     return {
         "ADCLICK_HOME": str(s.home),
         "ADCLICK_ENV": s.env,
+        "ADCLICK_STACK_PROFILE": s.stack_profile,
+        "ADCLICK_SPARK_MASTER": s.spark_master,
+        "ADCLICK_KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers,
+        "ADCLICK_TOPIC_EVENTS": s.topic_events,
+        "ADCLICK_TOPIC_DLQ": s.topic_dlq,
+        "ADCLICK_LAKE_ROOT": s.lake_root,
         "SPARK_LOCAL_IP": s.bind_host,
         "PYTHONUNBUFFERED": "1",
     }

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import psutil
 
 from adclick.settings import Settings
 from infra import artifacts, supervisor
 from infra.errors import StackError
+from infra.kafka_service import is_broker
 from infra.services import Service, all_services
 
 Log = Callable[[str], None]
@@ -102,13 +103,16 @@ def ensure_topics(s: Settings) -> list[str]:
     admin = KafkaAdminClient(bootstrap_servers=s.kafka_bootstrap_servers, request_timeout_ms=15000)
     try:
         existing = set(admin.list_topics())
-        retention = str(s.kafka_retention_hours * 3600 * 1000)
+        configs = {
+            "retention.ms": str(s.kafka_retention_hours * 3600 * 1000),
+            "min.insync.replicas": str(s.kafka_min_insync_replicas),
+        }
         wanted = [
             NewTopic(
                 t,
                 num_partitions=s.topic_partitions,
-                replication_factor=1,
-                topic_configs={"retention.ms": retention, "min.insync.replicas": "1"},
+                replication_factor=s.kafka_replication_factor,
+                topic_configs=configs,
             )
             for t in (s.topic_events, s.topic_dlq)
             if t not in existing
@@ -136,11 +140,12 @@ def ensure_bucket(s: Settings) -> bool:
     return True
 
 
-def up(s: Settings, log: Log = print) -> None:
+def up(s: Settings, log: Log = print, *, only: Collection[str] | None = None) -> None:
+    """Start the stack (``only``: just the services of these names, e.g. a test tier's)."""
     t0 = time.monotonic()
     s.home.mkdir(parents=True, exist_ok=True)
     artifacts.install_all(s, log=log)
-    services = all_services(s)
+    services = [svc for svc in all_services(s) if only is None or svc.name in only]
     check_ports(s, services)
     already = supervisor.process_info(s)
     for svc in services:
@@ -150,12 +155,14 @@ def up(s: Settings, log: Log = print) -> None:
     log(f"starting {len(services)} services under supervisord (state in {s.home}) ...")
     supervisor.start(s, services)
     # Kafka first, then its topics, so the stream application never starts on a missing topic.
-    kafka = [svc for svc in services if svc.name == "kafka"]
-    wait_healthy(s, kafka, log)
-    created = ensure_topics(s)
-    log(f"kafka topics: {', '.join(created) + ' created' if created else 'present'}")
-    wait_healthy(s, [svc for svc in services if svc.name != "kafka"], log)
-    log(f"s3 bucket {s.s3_bucket}: {'created' if ensure_bucket(s) else 'present'}")
+    kafka = [svc for svc in services if is_broker(svc.name)]
+    if kafka:
+        wait_healthy(s, kafka, log)
+        created = ensure_topics(s)
+        log(f"kafka topics: {', '.join(created) + ' created' if created else 'present'}")
+    wait_healthy(s, [svc for svc in services if not is_broker(svc.name)], log)
+    if any(svc.name == "s3" for svc in services):
+        log(f"s3 bucket {s.s3_bucket}: {'created' if ensure_bucket(s) else 'present'}")
     log(f"stack up in {time.monotonic() - t0:.1f}s")
     print_urls(s, services, log)
 
@@ -217,6 +224,9 @@ def status(s: Settings, log: Log = print) -> bool:
             f"{svc.name:<22} {state:<9} {p.get('pid') or '-':>7} {svc.port or '-':>6}  "
             f"{'healthy' if healthy else 'DOWN':<8} {rss:>8}  {supervisor.log_file(s, svc.name)}"
         )
+    others = sorted(set(info) - {svc.name for svc in services})
+    if others:  # started under another profile (ADCLICK_STACK_PROFILE differs from `up`'s)
+        log(f"also running, not in the {s.stack_profile} profile: {', '.join(others)}")
     if "stream" in info:
         log(_stream_line(s))
     log(_quality_line(s))

@@ -171,3 +171,35 @@ def test_spark_runs_below_the_apis_in_cpu_priority() -> None:
     plain = Settings(spark_nice=0)
     assert stream_service(plain).command[0].endswith("adclick")
     assert command(plain, "gold", date(2026, 11, 3)).startswith("env ")
+
+
+def test_cluster_profile_brokers_form_one_quorum(tmp_path: Path) -> None:
+    # the installed artifacts' cache (`make test` runs `adclick install` first): commands name jars
+    s = Settings(home=tmp_path / "var", stack_profile="cluster")
+    names = [svc.name for svc in services.all_services(s)]
+    assert names[:3] == ["kafka", "kafka-2", "kafka-3"]
+    assert {"spark-master", "spark-worker-1", "spark-worker-2"} <= set(names)
+    props = [
+        dict(line.split("=", 1) for line in kafka_service._kafka_properties(s, n).splitlines()[1:])
+        for n in (1, 2, 3)
+    ]
+    voters = "1@127.0.0.1:9093,2@127.0.0.1:9095,3@127.0.0.1:9097"
+    assert [p["controller.quorum.voters"] for p in props] == [voters] * 3
+    assert [p["node.id"] for p in props] == ["1", "2", "3"]
+    assert props[2]["listeners"] == "PLAINTEXT://127.0.0.1:9096,CONTROLLER://127.0.0.1:9097"
+    assert len({p["log.dirs"] for p in props}) == 3
+    assert all(
+        p["min.insync.replicas"] == "2" and p["offsets.topic.replication.factor"] == "3" for p in props
+    )
+    local = Settings(home=tmp_path / "var")
+    assert not any(svc.name.startswith(("kafka-", "spark-")) for svc in services.all_services(local))
+
+
+def test_a_single_broker_log_does_not_start_as_a_quorum_of_three(tmp_path: Path) -> None:
+    d = tmp_path / "var" / "kafka" / "data"
+    d.mkdir(parents=True)
+    (d / "meta.properties").write_text("cluster.id=x\n")  # formatted by a single-broker stack
+    s = Settings(home=tmp_path / "var", cache_dir=tmp_path / "cache", stack_profile="cluster")
+    with pytest.raises(StackError, match="belongs to a quorum of one broker"):
+        kafka_service._check_quorum(s)
+    kafka_service._check_quorum(Settings(home=tmp_path / "var", cache_dir=tmp_path / "cache"))  # local: fine

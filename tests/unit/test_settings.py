@@ -124,3 +124,25 @@ def test_get_settings_is_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
     assert get_settings().topic_events == "adclick.events"
     settings_module.get_settings.cache_clear()
     assert get_settings().topic_events == "changed"
+
+
+def test_cluster_profile_wiring() -> None:
+    s = Settings(stack_profile="cluster", kafka_port=19092)
+    assert s.spark_master == "spark://127.0.0.1:7077"
+    assert s.kafka_brokers == 3
+    assert s.kafka_bootstrap_servers == "127.0.0.1:19092,127.0.0.1:19094,127.0.0.1:19096"
+    assert (s.kafka_replication_factor, s.kafka_min_insync_replicas) == (3, 2)
+    local = Settings()
+    assert local.spark_master == "local[2]"
+    assert (local.kafka_brokers, local.kafka_replication_factor, local.kafka_min_insync_replicas) == (1, 1, 1)
+    # an explicit master or bootstrap list wins over the profile's
+    assert Settings(stack_profile="cluster", spark_master="yarn").spark_master == "yarn"
+    assert (
+        Settings(stack_profile="cluster", kafka_bootstrap_servers="b1:9092").kafka_bootstrap_servers
+        == "b1:9092"
+    )
+
+
+def test_min_insync_replicas_above_the_replicas_is_refused() -> None:
+    with pytest.raises(ValueError, match="exceeds kafka_replication_factor"):
+        Settings(kafka_brokers=3, kafka_replication_factor=2, kafka_min_insync_replicas=3)

@@ -1,0 +1,77 @@
+"""Cluster tier: the cluster profile's engines (``ADCLICK_STACK_PROFILE=cluster``), started once for
+the whole tier in a data directory of their own (``var/test-cluster``), on ports the local stack
+does not use (so a running test or demo stack is never in the way), and stopped when the tier ends.
+
+The engines: three KRaft brokers (topics with replication factor 3, ``min.insync.replicas=2``) and
+a Spark standalone master with two workers. Each test's lake, checkpoints and topic are its own.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from adclick.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+ENGINES = ("kafka", "kafka-2", "kafka-3", "spark-master", "spark-worker-1", "spark-worker-2")
+PORTS = {
+    "kafka_port": 19092,  # brokers 19092, 19094, 19096; controllers one above each
+    "kafka_controller_port": 19093,
+    "spark_standalone_port": 17077,
+    "spark_standalone_ui_port": 18082,  # workers' UIs 18083, 18084
+}
+
+
+@pytest.fixture(scope="package")
+def cluster() -> Iterator[Settings]:
+    from infra.stack import down, up
+
+    settings = Settings(
+        home=ROOT / "var" / "test-cluster", stack_profile="cluster", stack_apps=False, **PORTS
+    )
+    down(settings, log=lambda _line: None)  # a run killed mid-way left it up
+    up(settings, only=ENGINES)
+    try:
+        yield settings
+    finally:
+        down(settings)
+
+
+@pytest.fixture(scope="package")
+def cluster_spark(cluster: Settings) -> Iterator:
+    """One driver for the tier, in this process, with its executors on the standalone workers."""
+    from adclick.spark import get_spark
+
+    session = get_spark("adclick-cluster-tests", settings=cluster)
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def private(cluster: Settings, tmp_path: Path) -> Iterator[Settings]:
+    """The cluster's wiring with a lake, state and events topic of one test's own (the topic made
+    as `up` makes the stack's: replication factor 3, ``min.insync.replicas`` 2)."""
+    from kafka.admin import KafkaAdminClient
+
+    from infra.stack import ensure_topics
+
+    suffix = uuid.uuid4().hex[:8]
+    settings = cluster.model_copy(
+        update={
+            "home": tmp_path,
+            "lake_root": (tmp_path / "lake").as_uri(),
+            "topic_events": f"test.events.{suffix}",
+            "topic_dlq": f"test.dlq.{suffix}",
+        }
+    )
+    ensure_topics(settings)
+    yield settings
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    try:
+        admin.delete_topics([settings.topic_events, settings.topic_dlq])
+    finally:
+        admin.close()
