@@ -36,7 +36,7 @@ from ingestion.dedup_hint import DuplicateHint
 from ingestion.event_record import PreparedEvent, build_record
 from ingestion.hot_keys import HotKeys
 from ingestion.limits import BodyError, json_depth_exceeds
-from ingestion.producer import EventSink, KafkaSink, Record, SinkState, deliver
+from ingestion.producer import DRAIN_TIMEOUT_SECONDS, EventSink, KafkaSink, Record, SinkState, deliver
 from ingestion.rate_limit import RateLimiter
 from ingestion.rdkafka_sink import RdKafkaSink
 from ingestion.redirect import MissingRedirectKeyError, redirect_key
@@ -106,9 +106,9 @@ class Ingestor:
             segment_bytes=settings.spool_segment_bytes,
             fsync=settings.spool_fsync == "always",
         )
-        self.drainer = SpoolDrainer(
-            self.spool, self.sink, self.state, timeout=settings.produce_timeout_seconds
-        )
+        # No client waits on the drainer: it waits for each record's final delivery report (the
+        # producer's own timeout), so a record it calls failed was not left in flight to land later.
+        self.drainer = SpoolDrainer(self.spool, self.sink, self.state, timeout=DRAIN_TIMEOUT_SECONDS)
         self.dedup = DuplicateHint(
             window_seconds=settings.dedup_window_seconds,
             expected_rate=settings.dedup_expected_rate,

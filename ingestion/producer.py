@@ -53,6 +53,11 @@ from adclick.settings import Settings
 
 log = logging.getLogger(__name__)
 
+DELIVERY_TIMEOUT_SECONDS = 30.0
+"""How long a producer retries a record before its delivery report says it failed."""
+DRAIN_TIMEOUT_SECONDS = DELIVERY_TIMEOUT_SECONDS + 5.0
+"""The spool drainer's wait: past the producer's own timeout, so every record has its final report."""
+
 Record = tuple[bytes, bytes]
 """A Kafka record: (key, value)."""
 
@@ -127,7 +132,7 @@ def producer_config(settings: Settings, *, client_id: str = "adclick-ingest") ->
         "enable_idempotence": True,
         "max_in_flight_requests_per_connection": 5,
         "retries": 2_147_483_647,
-        "delivery_timeout_ms": 30_000,
+        "delivery_timeout_ms": int(DELIVERY_TIMEOUT_SECONDS * 1000),
         "request_timeout_ms": 10_000,
         "linger_ms": 5,
         "batch_size": 256 * 1024,

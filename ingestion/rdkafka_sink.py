@@ -38,7 +38,15 @@ from functools import partial
 from typing import Any
 
 from adclick.settings import Settings
-from ingestion.producer import LazyProducer, Pending, Record, SendResult, SinkUnavailable, tcp_reachable
+from ingestion.producer import (
+    DELIVERY_TIMEOUT_SECONDS,
+    LazyProducer,
+    Pending,
+    Record,
+    SendResult,
+    SinkUnavailable,
+    tcp_reachable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +67,7 @@ def rdkafka_config(settings: Settings, *, client_id: str = "adclick-ingest") -> 
         "acks": "all",
         "enable.idempotence": True,
         "max.in.flight.requests.per.connection": 5,
-        "message.timeout.ms": 30_000,
+        "message.timeout.ms": int(DELIVERY_TIMEOUT_SECONDS * 1000),
         "request.timeout.ms": 10_000,
         "linger.ms": 5,
         "batch.size": 1024 * 1024,

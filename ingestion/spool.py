@@ -273,7 +273,9 @@ class SpoolDrainer:
         self.max_backoff = max_backoff
         self.failures = 0
         self.drained = 0
-        self._resume: tuple[int, int] = (0, 0)  # (segment seq, records already acknowledged)
+        # The segment being drained and the indices of its records already acknowledged: a retry
+        # sends only the others (a record acked once and sent again would be in Kafka twice).
+        self._acked: tuple[int, set[int]] = (0, set())
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -286,26 +288,28 @@ class SpoolDrainer:
             self.failures = 0
             return 0
         records = self.spool.read(segment)
-        seq, done = self._resume
-        start = done if seq == segment.seq else 0
+        if self._acked[0] != segment.seq:
+            self._acked = (segment.seq, set())
+        done = self._acked[1]
+        todo = [i for i in range(len(records)) if i not in done]
         acked = 0
-        for i in range(start, len(records), self.chunk):
-            part = records[i : i + self.chunk]
+        for start in range(0, len(todo), self.chunk):
+            part = todo[start : start + self.chunk]
             try:
-                results: list[SendResult] = self.sink.send_many(part, self.timeout)
+                results: list[SendResult] = self.sink.send_many([records[i] for i in part], self.timeout)
             except Exception as exc:
                 results = [exc] * len(part)
+            ok = [i for i, result in zip(part, results, strict=True) if result is None]
+            done.update(ok)
+            acked += len(ok)
+            self.drained += len(ok)
             failed = next((r for r in results if r is not None), None)
             if failed is not None:
-                self._resume = (segment.seq, i)
                 self.failures += 1
                 self.state.mark_down(f"spool drain: {failed!r}")
                 return acked
-            acked += len(part)
-            self.drained += len(part)
-            self._resume = (segment.seq, i + len(part))
         self.spool.remove(segment)
-        self._resume = (0, 0)
+        self._acked = (0, set())
         self.failures = 0
         self.state.mark_up()
         if acked:
