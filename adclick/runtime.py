@@ -25,17 +25,25 @@ class RuntimeMissing(AdclickError):
 class SparkRuntime:
     jars: tuple[Path, ...]
     java17_home: Path
+    s3a_jars: tuple[Path, ...] = ()
+    """hadoop-aws and the AWS SDK, for an ``s3a://`` lake (on the class path, not in ``spark.jars``)."""
 
 
 def record_path(settings: Settings) -> Path:
     return settings.cache_dir / "spark" / RECORD
 
 
-def write_record(settings: Settings, jars: list[Path], java17_home: Path) -> Path:
+def write_record(
+    settings: Settings, jars: list[Path], java17_home: Path, s3a_jars: list[Path] | None = None
+) -> Path:
     """Called by the artifact cache after an install (idempotent: rewritten every time)."""
     target = record_path(settings)
     target.parent.mkdir(parents=True, exist_ok=True)
-    body = {"jars": [str(p) for p in jars], "java17_home": str(java17_home)}
+    body = {
+        "jars": [str(p) for p in jars],
+        "java17_home": str(java17_home),
+        "s3a_jars": [str(p) for p in s3a_jars or []],
+    }
     tmp = target.with_suffix(".tmp")
     tmp.write_text(json.dumps(body, indent=2))
     tmp.replace(target)
@@ -52,10 +60,11 @@ def spark_runtime(settings: Settings) -> SparkRuntime:
             f"the Spark runtime is not recorded in {target}: run `adclick install` (or `make install`) first"
         ) from None
     jars = tuple(Path(p) for p in body["jars"])
-    missing = [str(p) for p in jars if not p.is_file()]
+    s3a = tuple(Path(p) for p in body.get("s3a_jars", []))
+    missing = [str(p) for p in (*jars, *s3a) if not p.is_file()]
     if missing:
         raise RuntimeMissing(
             f"jars recorded in {target} are missing ({missing[0]} ...): run `adclick install`"
         )
     home = settings.java17_home or Path(body["java17_home"])
-    return SparkRuntime(jars=jars, java17_home=home)
+    return SparkRuntime(jars=jars, java17_home=home, s3a_jars=s3a)

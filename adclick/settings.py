@@ -29,8 +29,9 @@ class Settings(BaseSettings):
     stack_apps: bool = Field(default=True, description="`up` also runs the ingestion API and the stream app.")
     stack_profile: Literal["local", "cluster"] = Field(
         default="local",
-        description="local: Spark in-process (local[2]); cluster: `up` also runs a Spark standalone "
-        "master and workers and Spark work submits to them (docs/cluster.md).",
+        description="local: one Kafka broker, Spark in-process (local[2]), a file:// lake; cluster: "
+        "three brokers (replication factor 3), a Spark standalone master and workers that Spark work "
+        "submits to, and the lake on the S3 store (s3a://adclick-lake/lake) (docs/cluster.md).",
     )
 
     # Kafka
@@ -312,7 +313,8 @@ class Settings(BaseSettings):
         self.home = self.home.expanduser().resolve()
         self.cache_dir = self.cache_dir.expanduser().resolve()
         if not self.lake_root:
-            self.lake_root = (self.home / "lake").as_uri()
+            local = self.stack_profile == "local"
+            self.lake_root = (self.home / "lake").as_uri() if local else "s3a://adclick-lake/lake"
         if not self.s3_endpoint:
             self.s3_endpoint = f"http://{self.bind_host}:{self.s3_port}"
         if self.stack_profile == "cluster" and "spark_master" not in self.model_fields_set:
@@ -337,6 +339,13 @@ class Settings(BaseSettings):
     def kafka_broker_port(self, n: int) -> int:
         """Client port of local broker ``n`` (1-based); its controller port is the next one."""
         return self.kafka_port + 2 * (n - 1)
+
+    @property
+    def lake_bucket(self) -> str | None:
+        """The bucket of an ``s3a://`` lake root (None for another lake)."""
+        if not self.lake_root.startswith("s3a://"):
+            return None
+        return self.lake_root.removeprefix("s3a://").split("/", 1)[0]
 
     @property
     def lake_is_local(self) -> bool:

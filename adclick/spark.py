@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from adclick.runtime import spark_runtime
+from adclick.runtime import RuntimeMissing, spark_runtime
 from adclick.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -20,6 +20,41 @@ if TYPE_CHECKING:
 
 def spark_jars(settings: Settings) -> list[Path]:
     return list(spark_runtime(settings).jars)
+
+
+S3A_CREDENTIALS = "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider"  # fs.s3a.access.key / secret.key
+S3A_LOG_STORE = "io.delta.storage.S3SingleDriverLogStore"
+"""Delta's log store for ``s3a://`` (its default there, stated): safe with one writer per table."""
+
+
+def s3a_conf(settings: Settings) -> dict[str, str]:
+    """Spark settings for an ``s3a://`` lake on ``ADCLICK_S3_ENDPOINT`` (none for another lake):
+    hadoop-aws and the AWS SDK on the driver's and executors' class path (the same paths on every
+    host), path-style addressing, and Delta's S3 log store. No key is here: :func:`get_spark`
+    sets them on the running context, so they never appear on a command line."""
+    if not settings.lake_root.startswith("s3a://"):
+        return {}
+    classpath = ":".join(str(p) for p in spark_runtime(settings).s3a_jars)
+    if not classpath:
+        raise RuntimeMissing("the lake root is s3a:// but no s3a jars are recorded: run `adclick install`")
+    return {
+        "spark.driver.extraClassPath": classpath,
+        "spark.executor.extraClassPath": classpath,
+        "spark.hadoop.fs.s3a.endpoint": settings.s3_endpoint,
+        "spark.hadoop.fs.s3a.endpoint.region": settings.s3_region,
+        "spark.hadoop.fs.s3a.path.style.access": "true",
+        "spark.hadoop.fs.s3a.connection.ssl.enabled": str(settings.s3_endpoint.startswith("https")).lower(),
+        "spark.hadoop.fs.s3a.aws.credentials.provider": S3A_CREDENTIALS,
+        "spark.delta.logStore.s3a.impl": S3A_LOG_STORE,
+    }
+
+
+def set_s3a_keys(spark: SparkSession, settings: Settings) -> None:
+    """The S3 keys on the running context's Hadoop configuration, which tasks receive with their job."""
+    if settings.lake_root.startswith("s3a://"):
+        conf = spark.sparkContext._jsc.hadoopConfiguration()
+        conf.set("fs.s3a.access.key", settings.s3_access_key)
+        conf.set("fs.s3a.secret.key", settings.s3_secret_key.get_secret_value())
 
 
 def java_env(settings: Settings) -> dict[str, str]:
@@ -80,6 +115,8 @@ def get_spark(
     )
     if settings.spark_cores_max:
         builder = builder.config("spark.cores.max", str(settings.spark_cores_max))
-    for key, value in (extra_conf or {}).items():
+    for key, value in {**s3a_conf(settings), **(extra_conf or {})}.items():
         builder = builder.config(key, value)
-    return builder.getOrCreate()
+    spark = builder.getOrCreate()
+    set_s3a_keys(spark, settings)
+    return spark

@@ -19,7 +19,7 @@ from adclick.settings import Settings
 from infra.errors import StackError
 
 MAVEN_DIR = Path(__file__).resolve().parent / "maven"
-COMPONENTS = ("kafka", "spark", "trino", "s3proxy")
+COMPONENTS = ("kafka", "spark", "s3a", "trino", "s3proxy")
 TRINO_VERSION = "476"
 TRINO_PLUGINS = ("delta-lake",)
 MIN_FREE_BYTES = 3 * 1024**3
@@ -176,7 +176,7 @@ def record_spark_runtime(settings: Settings) -> Path:
     from adclick.runtime import write_record
     from infra.java import java17_home
 
-    return write_record(settings, spark_jars(settings), java17_home(settings))
+    return write_record(settings, spark_jars(settings), java17_home(settings), s3a_jars(settings))
 
 
 def spark_jars(settings: Settings) -> list[Path]:
@@ -186,6 +186,14 @@ def spark_jars(settings: Settings) -> list[Path]:
         raise StackError(
             f"Spark jars are not installed in {out}: run `adclick install` (or `make install`) first"
         )
+    return sorted(out.glob("*.jar"))
+
+
+def s3a_jars(settings: Settings) -> list[Path]:
+    """hadoop-aws and the AWS SDK: on Spark's class path when the lake root is ``s3a://``."""
+    out = component_dir(settings, "s3a")
+    if not is_installed(settings, "s3a"):
+        raise StackError(f"the s3a jars are not installed in {out}: run `adclick install` first")
     return sorted(out.glob("*.jar"))
 
 

@@ -23,6 +23,8 @@ def _prepare_s3(s: Settings) -> None:
             [
                 f"s3proxy.endpoint=http://{s.bind_host}:{s.s3_port}",
                 "s3proxy.authorization=aws-v2-or-v4",
+                # Trino's AWS SDK asks ListObjectsV2 for optional attributes s3proxy does not know.
+                "s3proxy.ignore-unknown-headers=true",
                 f"s3proxy.identity={s.s3_access_key}",
                 f"s3proxy.credential={s.s3_secret_key.get_secret_value()}",
                 "jclouds.provider=filesystem",

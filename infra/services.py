@@ -19,7 +19,19 @@ from infra.service import Service
 from infra.spark_service import spark_services
 from infra.trino_service import trino_service
 
-__all__ = ["Service", "all_services"]
+__all__ = ["SECOND_STACK_PORTS", "Service", "all_services"]
+
+
+SECOND_STACK_PORTS = {
+    "kafka_port": 19092,  # brokers 19092, 19094, 19096; controllers one above each
+    "kafka_controller_port": 19093,
+    "spark_standalone_port": 17077,
+    "spark_standalone_ui_port": 18082,  # workers' UIs 18083, 18084
+    "s3_port": 19000,
+    "trino_port": 18081,
+}
+"""Ports of a second stack beside the default one (the cluster test tier, the cluster benchmark),
+so a running stack on the default ports is never in the way."""
 
 
 def all_services(s: Settings) -> list[Service]:

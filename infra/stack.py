@@ -131,12 +131,14 @@ def s3_client(s: Settings):
     return client(s)
 
 
-def ensure_bucket(s: Settings) -> bool:
+def ensure_bucket(s: Settings, bucket: str | None = None) -> bool:
+    """Create ``bucket`` (default: the cold tier's) on the S3 store unless it exists; True if created."""
+    bucket = bucket or s.s3_bucket
     client = s3_client(s)
     names = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
-    if s.s3_bucket in names:
+    if bucket in names:
         return False
-    client.create_bucket(Bucket=s.s3_bucket)
+    client.create_bucket(Bucket=bucket)
     return True
 
 
@@ -162,7 +164,8 @@ def up(s: Settings, log: Log = print, *, only: Collection[str] | None = None) ->
         log(f"kafka topics: {', '.join(created) + ' created' if created else 'present'}")
     wait_healthy(s, [svc for svc in services if not is_broker(svc.name)], log)
     if any(svc.name == "s3" for svc in services):
-        log(f"s3 bucket {s.s3_bucket}: {'created' if ensure_bucket(s) else 'present'}")
+        for bucket in dict.fromkeys(b for b in (s.s3_bucket, s.lake_bucket) if b):  # an s3a:// lake's too
+            log(f"s3 bucket {bucket}: {'created' if ensure_bucket(s, bucket) else 'present'}")
     log(f"stack up in {time.monotonic() - t0:.1f}s")
     print_urls(s, services, log)
 

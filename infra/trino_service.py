@@ -78,9 +78,20 @@ def _prepare_trino(s: Settings) -> None:
         "fs.native-local.enabled=true",
         "local.location=/",
     ]
+    if s.lake_bucket:  # an s3a:// lake: Trino reads it through its native S3 file system
+        lines += [
+            "fs.native-s3.enabled=true",
+            f"s3.endpoint={s.s3_endpoint}",
+            f"s3.region={s.s3_region}",
+            "s3.path-style-access=true",
+            f"s3.aws-access-key={s.s3_access_key}",
+            f"s3.aws-secret-key={s.s3_secret_key.get_secret_value()}",  # the file is the owner's only
+        ]
     if lake is not None:
         lake.mkdir(parents=True, exist_ok=True)
-    (etc / "catalog" / f"{s.trino_catalog}.properties").write_text("\n".join(lines) + "\n")
+    catalog = etc / "catalog" / f"{s.trino_catalog}.properties"
+    catalog.write_text("\n".join(lines) + "\n")
+    catalog.chmod(0o600)
     _write_access_control(s, etc)
 
 

@@ -36,7 +36,15 @@ from ingestion.dedup_hint import DuplicateHint
 from ingestion.event_record import PreparedEvent, build_record
 from ingestion.hot_keys import HotKeys
 from ingestion.limits import BodyError, json_depth_exceeds
-from ingestion.producer import DRAIN_TIMEOUT_SECONDS, EventSink, KafkaSink, Record, SinkState, deliver
+from ingestion.producer import (
+    DRAIN_TIMEOUT_SECONDS,
+    EventSink,
+    KafkaSink,
+    Record,
+    SinkState,
+    deliver,
+    has_late_reports,
+)
 from ingestion.rate_limit import RateLimiter
 from ingestion.rdkafka_sink import RdKafkaSink
 from ingestion.redirect import MissingRedirectKeyError, redirect_key
@@ -215,9 +223,14 @@ class Ingestor:
         loop = asyncio.get_running_loop()
         durable = [False] * len(records)
         pending = list(range(len(records)))
+        ticket = None
         if self.state.up:
+            # Records the producer still holds when the wait ends are spooled and may be delivered
+            # later as well: their late verdicts go to the drainer's in-flight registry.
+            ticket = self.drainer.in_flight.ticket(DRAIN_TIMEOUT_SECONDS)
+            timeout = self.settings.produce_timeout_seconds
             try:
-                results = await deliver(self.sink, records, self.settings.produce_timeout_seconds, self.io)
+                results = await deliver(self.sink, records, timeout, self.io, late=ticket.report)
             except Exception as exc:
                 results = [exc] * len(records)
             pending = []
@@ -230,13 +243,19 @@ class Ingestor:
                 self.state.mark_down(repr(results[pending[0]]))
         if pending:
             try:
-                await loop.run_in_executor(self.io, self.spool.append, [records[i] for i in pending])
+                seq, first = await loop.run_in_executor(
+                    self.io, self.spool.append, [records[i] for i in pending]
+                )
             except SpoolFull as exc:
                 log.error("cannot accept %d events: Kafka unreachable and %s", len(pending), exc)
                 return durable
             except OSError:
                 log.exception("cannot accept %d events: spool write failed", len(pending))
                 return durable
+            if ticket is not None and has_late_reports(self.sink):
+                # only the records the wait ended (the snapshot's TimeoutError): others have a verdict
+                unreported = {i for i in pending if isinstance(results[i], TimeoutError)}
+                ticket.place({i: (seq, first + n) for n, i in enumerate(pending) if i in unreported})
             self.stats["spooled"] += len(pending)
             for i in pending:
                 durable[i] = True

@@ -304,6 +304,7 @@ class Pending:
         self.lock = threading.Lock()
         self.finished = threading.Event()
         self.done: asyncio.Future[None] | None = loop.create_future() if loop is not None else None
+        self.late: Callable[[int, SendResult], None] | None = None
         if size == 0:
             self._resolve()
 
@@ -318,6 +319,9 @@ class Pending:
             self.results[i] = error
             self.remaining -= 1
             last = self.remaining == 0
+            late = self.late
+        if late is not None:
+            late(i, error)
         if not last:
             return
         if self.loop is None or threading.get_ident() == self.thread:
@@ -331,9 +335,13 @@ class Pending:
         if self.done is not None and not self.done.done():
             self.done.set_result(None)
 
-    def snapshot(self, timeout: float) -> list[SendResult]:
-        """The results, with every record still without a report marked as timed out."""
+    def snapshot(
+        self, timeout: float, late: Callable[[int, SendResult], None] | None = None
+    ) -> list[SendResult]:
+        """The results, with every record still without a report marked as timed out; ``late``
+        (if given) then receives each of those records' report when it comes: ``(index, result)``."""
         with self.lock:
+            self.late = late
             return [
                 r if settled else TimeoutError(f"no acknowledgement within {timeout:g}s")
                 for r, settled in zip(self.results, self.settled, strict=True)
@@ -357,10 +365,22 @@ class _Acks(Pending):
         self.report(i, None)
 
 
+def has_late_reports(sink: EventSink) -> bool:
+    """Does :func:`deliver` pass on this sink's reports after its wait ended (``begin``/``submit``)?"""
+    return hasattr(sink, "begin") or hasattr(sink, "submit")
+
+
 async def deliver(
-    sink: EventSink, records: Sequence[Record], timeout: float, executor: Executor
+    sink: EventSink,
+    records: Sequence[Record],
+    timeout: float,
+    executor: Executor,
+    late: Callable[[int, SendResult], None] | None = None,
 ) -> list[SendResult]:
     """Send ``records`` and await every acknowledgement (up to ``timeout`` seconds in all).
+
+    ``late(index, result)`` receives the report of each record still in the producer at the
+    timeout, when it comes (not for a sink with only ``send_many``, whose wait ends its records).
 
     A sink with ``begin`` (librdkafka) queues on the loop, one with ``submit`` (kafka-python) in
     ``executor``, and both are awaited on the event loop; any other sink's blocking
@@ -381,7 +401,7 @@ async def deliver(
     else:
         with contextlib.suppress(TimeoutError):  # unacknowledged records are reported, not raised
             await asyncio.wait_for(asyncio.shield(acks.done), timeout)
-        results = acks.snapshot(timeout)
+        results = acks.snapshot(timeout, late)
     observe = DELIVERY_OBSERVER.get()
     if observe is not None:
         observe(time.perf_counter() - started, all(r is None for r in results))

@@ -34,7 +34,8 @@ import fcntl
 import logging
 import os
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,10 +152,11 @@ class Spool:
 
     # --- appending ---------------------------------------------------------------------------
 
-    def append(self, records: Sequence[Record]) -> None:
-        """Write ``records`` durably (per the fsync policy) or raise :class:`SpoolFull`."""
+    def append(self, records: Sequence[Record]) -> tuple[int, int]:
+        """Write ``records`` durably (per the fsync policy) or raise :class:`SpoolFull`; returns
+        where they are: (segment seq, index of the first record in that segment)."""
         if not records:
-            return
+            return (0, 0)
         buf = b"".join(encode_record(key, value) for key, value in records)
         with self._lock:
             total = sum(s.bytes for s in self._segments.values())
@@ -175,9 +177,11 @@ class Spool:
                 # A partial write would leave a torn record mid-file; cut back to the last good one.
                 os.ftruncate(self._active_fd, active.bytes)
                 raise
+            first = active.events
             active.bytes += len(buf)
             active.events += len(records)
         self.appended.set()
+        return (active.seq, first)
 
     def _new_segment(self) -> Segment:
         self._seal_locked()
@@ -246,6 +250,79 @@ class Spool:
                 self._lock_fd = -1
 
 
+class InFlight:
+    """Spooled records whose first send the producer may still complete.
+
+    When a request's acks take longer than the API waits, its records are spooled (so the 202 is
+    durable) while the producer keeps retrying them. Each such record is held here by its place in
+    the spool (segment seq, index) until the producer's verdict comes: delivered, and the drainer
+    skips the spooled copy; failed, and the drainer sends it. The drainer leaves a segment alone
+    while any of its records waits for a verdict, at most until that record's deadline (the
+    producer's own delivery timeout, after which its report must have come). A crash forgets
+    them: a restarted API sends the whole spool, and such a record may reach Kafka twice.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._waiting: dict[tuple[int, int], float] = {}  # place -> deadline
+        self._delivered: dict[int, set[int]] = {}  # segment seq -> indices delivered late
+
+    def ticket(self, deadline_s: float) -> Ticket:
+        """A request's in-flight records, before they have their places in the spool."""
+        return Ticket(self, self._clock() + deadline_s)
+
+    def _settle(self, place: tuple[int, int], delivered: bool) -> None:
+        self._waiting.pop(place, None)
+        if delivered:
+            self._delivered.setdefault(place[0], set()).add(place[1])
+
+    def waiting(self, seq: int) -> bool:
+        """Does a record of segment ``seq`` still wait for its producer's verdict?"""
+        now = self._clock()
+        with self._lock:
+            return any(s == seq and deadline > now for (s, _), deadline in self._waiting.items())
+
+    def delivered(self, seq: int) -> set[int]:
+        """Indices of segment ``seq`` whose first send was acknowledged after they were spooled."""
+        with self._lock:
+            return set(self._delivered.get(seq, ()))
+
+    def forget(self, seq: int) -> None:
+        with self._lock:
+            self._delivered.pop(seq, None)
+            for place in [p for p in self._waiting if p[0] == seq]:
+                del self._waiting[place]
+
+
+class Ticket:
+    """One request's records still in the producer: verdicts may come before or after their places."""
+
+    def __init__(self, registry: InFlight, deadline: float) -> None:
+        self.registry = registry
+        self.deadline = deadline
+        self._early: dict[int, bool] = {}
+        self._places: dict[int, tuple[int, int]] | None = None
+
+    def report(self, i: int, result: object) -> None:
+        """The producer's verdict on the request's record ``i`` (None: delivered)."""
+        with self.registry._lock:
+            if self._places is None:
+                self._early[i] = result is None
+            elif i in self._places:
+                self.registry._settle(self._places[i], result is None)
+
+    def place(self, places: dict[int, tuple[int, int]]) -> None:
+        """Where the records (request index -> spool place) were spooled."""
+        with self.registry._lock:
+            self._places = places
+            for i, place in places.items():
+                if i in self._early:
+                    self.registry._settle(place, self._early[i])
+                else:
+                    self.registry._waiting[place] = self.deadline
+
+
 class SpoolDrainer:
     """Sends spooled records to the sink in order; a daemon thread once :meth:`start` ed.
 
@@ -263,6 +340,7 @@ class SpoolDrainer:
         chunk: int = 1_000,
         idle_seconds: float = 1.0,
         max_backoff: float = 30.0,
+        in_flight: InFlight | None = None,
     ) -> None:
         self.spool = spool
         self.sink = sink
@@ -271,6 +349,8 @@ class SpoolDrainer:
         self.chunk = chunk
         self.idle_seconds = idle_seconds
         self.max_backoff = max_backoff
+        self.in_flight = in_flight or InFlight()
+        self.held = False  # the last step found the oldest segment waiting for producer verdicts
         self.failures = 0
         self.drained = 0
         # The segment being drained and the indices of its records already acknowledged: a retry
@@ -287,9 +367,12 @@ class SpoolDrainer:
                 self.state.mark_up()
             self.failures = 0
             return 0
+        self.held = self.in_flight.waiting(segment.seq)
+        if self.held:
+            return 0
         records = self.spool.read(segment)
         if self._acked[0] != segment.seq:
-            self._acked = (segment.seq, set())
+            self._acked = (segment.seq, self.in_flight.delivered(segment.seq))
         done = self._acked[1]
         todo = [i for i in range(len(records)) if i not in done]
         acked = 0
@@ -309,6 +392,7 @@ class SpoolDrainer:
                 self.state.mark_down(f"spool drain: {failed!r}")
                 return acked
         self.spool.remove(segment)
+        self.in_flight.forget(segment.seq)
         self._acked = (0, set())
         self.failures = 0
         self.state.mark_up()
@@ -325,6 +409,9 @@ class SpoolDrainer:
                 self.failures += 1
                 acked = 0
             if acked:
+                continue
+            if self.held:  # the oldest segment waits for late acknowledgements
+                self._stop.wait(min(self.idle_seconds, 0.5))
                 continue
             if self.failures:
                 wait = min(self.max_backoff, 0.5 * 2 ** min(self.failures, 10))

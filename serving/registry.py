@@ -14,7 +14,14 @@ from serving.trino_client import register_table
 
 
 def delta_log_exists(settings: Settings, table: Table) -> bool | None:
-    """True/False for a local lake; None when the lake is remote (let Trino decide)."""
+    """True/False for a local or an ``s3a://`` lake (on ``ADCLICK_S3_ENDPOINT``); None for any
+    other remote lake (let Trino decide)."""
+    if settings.lake_bucket:
+        from adclick.s3 import client
+
+        key = table.path(settings).removeprefix(f"s3a://{settings.lake_bucket}/") + "/_delta_log/"
+        listed = client(settings).list_objects_v2(Bucket=settings.lake_bucket, Prefix=key, MaxKeys=1)
+        return listed.get("KeyCount", 0) > 0
     if not settings.lake_is_local:
         return None
     return (Path(table.path(settings).removeprefix("file://")) / "_delta_log").is_dir()

@@ -2,8 +2,9 @@
 the whole tier in a data directory of their own (``var/test-cluster``), on ports the local stack
 does not use (so a running test or demo stack is never in the way), and stopped when the tier ends.
 
-The engines: three KRaft brokers (topics with replication factor 3, ``min.insync.replicas=2``) and
-a Spark standalone master with two workers. Each test's lake, checkpoints and topic are its own.
+The engines: three KRaft brokers (topics with replication factor 3, ``min.insync.replicas=2``), a
+Spark standalone master with two workers, the S3 store holding the profile's lake bucket
+(``s3a://adclick-lake``) and Trino reading it. Each test's lake, checkpoints and topic are its own.
 """
 
 from __future__ import annotations
@@ -17,21 +18,16 @@ import pytest
 from adclick.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-ENGINES = ("kafka", "kafka-2", "kafka-3", "spark-master", "spark-worker-1", "spark-worker-2")
-PORTS = {
-    "kafka_port": 19092,  # brokers 19092, 19094, 19096; controllers one above each
-    "kafka_controller_port": 19093,
-    "spark_standalone_port": 17077,
-    "spark_standalone_ui_port": 18082,  # workers' UIs 18083, 18084
-}
+ENGINES = ("kafka", "kafka-2", "kafka-3", "spark-master", "spark-worker-1", "spark-worker-2", "s3", "trino")
 
 
 @pytest.fixture(scope="package")
 def cluster() -> Iterator[Settings]:
+    from infra.services import SECOND_STACK_PORTS
     from infra.stack import down, up
 
     settings = Settings(
-        home=ROOT / "var" / "test-cluster", stack_profile="cluster", stack_apps=False, **PORTS
+        home=ROOT / "var" / "test-cluster", stack_profile="cluster", stack_apps=False, **SECOND_STACK_PORTS
     )
     down(settings, log=lambda _line: None)  # a run killed mid-way left it up
     up(settings, only=ENGINES)

@@ -51,6 +51,7 @@ class FakeRdProducer:
         self.buffer_errors_raised = 0
         self.flushes: list[float] = []
         self._reports: list[tuple[Any, FakeError | None, tuple[str, bytes, bytes]]] = []
+        self._held: list[tuple[Any, FakeError | None, tuple[str, bytes, bytes]]] = []
         self._lock = threading.Lock()
 
     def produce(self, topic: str, value: bytes, key: bytes, on_delivery: Any = None) -> None:
@@ -63,8 +64,15 @@ class FakeRdProducer:
             record = (topic, key, value)
             self.produced.append(record)
             self.produce_threads.append(threading.current_thread().name)
-            if number not in self.silent:
-                self._reports.append((on_delivery, self.failures.get(number), record))
+            report = (on_delivery, self.failures.get(number), record)
+            (self._held if number in self.silent else self._reports).append(report)
+
+    def release(self) -> None:
+        """The silent records' reports come after all (the next poll serves them)."""
+        with self._lock:
+            self._reports.extend(self._held)
+            self._held.clear()
+            self.silent.clear()
 
     def _serve(self) -> int:
         served = 0
@@ -293,6 +301,30 @@ def test_deliver_queues_through_begin_on_the_event_loop() -> None:
     producer = factory.producers[0]
     assert [(k, v) for _, k, v in producer.produced] == batch
     assert producer.produce_threads == [loop_thread] * 4  # begin() on the loop, not send_many in the pool
+
+
+def test_a_report_after_the_wait_ended_reaches_the_late_callback() -> None:
+    def prepare(producer: FakeRdProducer, _n: int) -> None:
+        producer.silent = {1, 2}
+        producer.failures = {2: FakeError("Local: Message timed out")}
+
+    factory = Factory(prepare)
+    sink = RdKafkaSink(settings(), factory=factory)
+    late: list[tuple[int, Any]] = []
+
+    async def main() -> list[Any]:
+        with ThreadPoolExecutor(max_workers=2) as executor:
+            return await deliver(sink, records(3), 0.2, executor, late=lambda i, r: late.append((i, r)))
+
+    try:
+        results = asyncio.run(main())
+        assert results[0] is None and isinstance(results[1], TimeoutError) and late == []
+        factory.producers[0].release()
+        factory.producers[0].poll(0)
+    finally:
+        sink.close()
+    assert [i for i, _ in late] == [1, 2]
+    assert late[0][1] is None and isinstance(late[1][1], DeliveryFailed)  # delivered late; failed late
 
 
 def test_close_flushes_the_producer() -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from ingestion.producer import Record, SendResult, SinkState
 from ingestion.spool import (
+    InFlight,
     Spool,
     SpoolDrainer,
     SpoolFull,
@@ -287,3 +288,49 @@ def test_fsync_always_calls_fsync_per_append(tmp_path: Path, monkeypatch: pytest
     lazy.append(recs(0, 10))
     assert calls == []
     lazy.close()
+
+
+def test_append_says_where_the_records_went(tmp_path: Path) -> None:
+    spool = open_spool(tmp_path, segment_bytes=200)
+    first = spool.append(recs(0, 3))
+    second = spool.append(recs(3, 2))
+    assert first[1] == 0 and second == (first[0], 3)  # same segment, after the first three
+    spool.close()
+
+
+def test_a_spooled_record_delivered_late_is_not_sent_again(tmp_path: Path) -> None:
+    """The API stopped waiting for records 1-3 and spooled them; the producer delivered 1 and 3
+    afterwards (one verdict before the records had their places, one after) and failed 2."""
+    clock = [100.0]
+    in_flight = InFlight(clock=lambda: clock[0])
+    spool = open_spool(tmp_path)
+    sink = FlakySink()
+    drainer = SpoolDrainer(spool, sink, SinkState(), timeout=1.0, in_flight=in_flight)
+    ticket = in_flight.ticket(35.0)
+    ticket.report(1, None)  # delivered before the spool write finished
+    seq, first = spool.append(recs(0, 4))
+    ticket.place({i: (seq, first + i) for i in (1, 2, 3)})  # record 0 had failed outright
+    assert drainer.drain_once() == 0 and drainer.held  # 2 and 3 still wait for their verdicts
+    assert sink.records == []
+    ticket.report(3, None)
+    ticket.report(2, RuntimeError("broker gone"))
+    assert drainer.drain_once() == 2
+    assert [v for _, v in sink.records] == [v for _, v in recs(0, 1) + recs(2, 1)]  # 0 and 2 only
+    assert spool.depth().events == 0 and not in_flight.delivered(seq)
+    spool.close()
+
+
+def test_a_record_without_a_verdict_is_sent_after_its_deadline(tmp_path: Path) -> None:
+    clock = [0.0]
+    in_flight = InFlight(clock=lambda: clock[0])
+    spool = open_spool(tmp_path)
+    sink = FlakySink()
+    drainer = SpoolDrainer(spool, sink, SinkState(), timeout=1.0, in_flight=in_flight)
+    ticket = in_flight.ticket(35.0)
+    seq, first = spool.append(recs(0, 2))
+    ticket.place({0: (seq, first)})
+    assert drainer.drain_once() == 0
+    clock[0] = 35.5  # the producer's own timeout passed: its report must have come; send it
+    assert drainer.drain_once() == 2
+    assert sink.records == recs(0, 2)
+    spool.close()
