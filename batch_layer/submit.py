@@ -37,7 +37,7 @@ def spark_submit_bin() -> Path:
 def command(settings: Settings, step: str, day: date, extra: Sequence[str] = ()) -> str:
     """The shell command running ``step`` for ``day`` through spark-submit (quoted, for a bash task);
     ``extra``: more arguments of the script (``--to``, ``--dry-run``)."""
-    from adclick.spark import java_env, spark_jars
+    from adclick.spark import java_env, s3a_conf, spark_jars
 
     jars = ",".join(str(p) for p in spark_jars(settings))
     env = {**java_env(settings), "PYSPARK_DRIVER_PYTHON": sys.executable}
@@ -60,6 +60,8 @@ def command(settings: Settings, step: str, day: date, extra: Sequence[str] = ())
         f"spark.pyspark.python={sys.executable}",
         "--conf",
         f"spark.pyspark.driver.python={sys.executable}",
+        # an s3a:// lake: the class path must be set before the driver's JVM starts
+        *[arg for key, value in s3a_conf(settings).items() for arg in ("--conf", f"{key}={value}")],
         str(SCRIPT),
         step,
         "--date",
