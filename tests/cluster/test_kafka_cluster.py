@@ -17,6 +17,7 @@ import time
 
 import httpx
 import pytest
+from flow_checks import post_until_accepted
 
 from adclick.catalog import table
 from adclick.settings import Settings
@@ -42,24 +43,6 @@ def _batches(seed: int) -> list[list[dict]]:
     events = list(generate(config))[: BATCHES * BATCH]
     assert len(events) == BATCHES * BATCH
     return [events[i : i + BATCH] for i in range(0, len(events), BATCH)]
-
-
-def _send(base: str, batches: list[list[dict]], accepted: set[str], statuses: list[int]) -> None:
-    """Post each batch until it is answered 202 (a client retrying after an error)."""
-    for batch in batches:
-        for _attempt in range(30):
-            try:
-                r = httpx.post(f"{base}/v1/events/batch", json=batch, timeout=60)
-            except httpx.HTTPError:
-                time.sleep(0.5)
-                continue
-            statuses.append(r.status_code)
-            if r.status_code == 202:
-                rejected = {x["index"] for x in r.json()["rejected"]}
-                accepted.update(e["event_id"] for i, e in enumerate(batch) if i not in rejected)
-                break
-            time.sleep(0.5)
-        time.sleep(0.3)
 
 
 def _drained(base: str, timeout_s: float = 180) -> dict:
@@ -120,7 +103,9 @@ def test_a_broker_killed_under_load_loses_and_repeats_nothing(
     loads = [_batches(9100 + s) for s in range(SENDERS)]
     sent = {e["event_id"] for batches in loads for batch in batches for e in batch}  # retries share ids
     with ingest_api_process(private, 1) as (base, _pids):
-        threads = [threading.Thread(target=_send, args=(base, b, accepted, statuses)) for b in loads]
+        threads = [
+            threading.Thread(target=post_until_accepted, args=(base, b, accepted, statuses)) for b in loads
+        ]
         for t in threads:
             t.start()
         while len(statuses) < SENDERS * 2:  # the load is under way

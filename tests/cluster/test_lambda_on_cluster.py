@@ -13,22 +13,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from flow_checks import truth_counts
 
 from adclick.contract import now_utc
 from adclick.settings import Settings
 from bench.load import ingest_api_process
 
 pytestmark = pytest.mark.cluster
-
-
-def _truth_counts(truth, days: list[str]) -> dict[tuple[str, str, str], int]:
-    return {
-        (kind, ad, day): n
-        for kind, per_ad in truth.by_ad_day.items()
-        for ad, per_day in per_ad.items()
-        for day, n in per_day.items()
-        if day in days and n
-    }
 
 
 def _serving_counts(settings: Settings, days: list[str]) -> tuple[dict[tuple[str, str, str], int], set]:
@@ -97,5 +88,5 @@ def test_the_lambda_path_on_the_cluster_profile_equals_the_truth(
     }
     wanted = [d.isoformat() for d in days]
     got, finals = _serving_counts(settings, wanted)
-    assert got == _truth_counts(truth, wanted)
+    assert got == truth_counts(truth, wanted)
     assert finals == {True}  # both days at or before the batch watermark: from gold

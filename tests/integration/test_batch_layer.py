@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pyspark.sql.functions as F
 import pytest
+from flow_checks import truth_counts
 
 from adclick.catalog import table
 from adclick.contract import now_utc
@@ -61,17 +62,6 @@ def _gold_counts(spark, settings: Settings, days: list[date]) -> dict[tuple[str,
     return got
 
 
-def _truth_counts(truth, days: list[date]) -> dict[tuple[str, str, str], int]:
-    wanted = {d.isoformat() for d in days}
-    return {
-        (kind, ad, day): n
-        for kind, per_ad in truth.by_ad_day.items()
-        for ad, per_day in per_ad.items()
-        for day, n in per_day.items()
-        if day in wanted and n
-    }
-
-
 def _contents(spark, settings: Settings, name: str, column: str, day: date) -> list:
     rows = spark.read.format("delta").load(table(name).path(settings)).where(F.col(column) == F.lit(day))
     return sorted(map(repr, rows.collect()))
@@ -91,7 +81,7 @@ def test_gold_days_equal_truth_and_rerunning_a_day_changes_nothing(isolated: Set
 
     for day in days:
         run_step(spark, isolated, "day", day, log=lambda _: None)
-    assert _gold_counts(spark, isolated, days) == _truth_counts(truth, days)
+    assert _gold_counts(spark, isolated, days) == truth_counts(truth, [d.isoformat() for d in days])
     assert batch_watermark(spark, isolated) == days[-1]
 
     silver = spark.read.format("delta").load(table("silver.events").path(isolated))
@@ -212,7 +202,7 @@ def test_daily_batch_backfill_through_the_airflow_cli_then_dags_test(stack: Sett
             break
         time.sleep(10)
     assert {d: states.get(d) for d in wanted} == dict.fromkeys(wanted, "success")
-    assert _gold_counts(spark, stack, days) == _truth_counts(truth, days)
+    assert _gold_counts(spark, stack, days) == truth_counts(truth, [d.isoformat() for d in days])
     gold_before = _contents(spark, stack, "gold.ad_clicks_daily", "day", days[-1])
 
     def gold_runs() -> int:

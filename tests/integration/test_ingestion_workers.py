@@ -14,6 +14,7 @@ import time
 import httpx
 import psutil
 import pytest
+from flow_checks import post_until_accepted
 from landing import generated, wait_landed
 
 from adclick.settings import Settings
@@ -24,31 +25,13 @@ pytestmark = pytest.mark.integration
 SENDERS = 4  # concurrent clients, each request on a new connection: both workers take some
 
 
-def _send(base: str, batches: list[list[dict]], accepted: set[str], statuses: list[int]) -> None:
-    """Post each batch until it is answered 202 (a client's retry after a dropped connection)."""
-    for batch in batches:
-        for _attempt in range(20):
-            try:
-                r = httpx.post(f"{base}/v1/events/batch", json=batch, timeout=60)
-            except httpx.HTTPError:
-                time.sleep(0.5)
-                continue
-            statuses.append(r.status_code)
-            if r.status_code == 202:
-                rejected = {x["index"] for x in r.json()["rejected"]}
-                accepted.update(e["event_id"] for i, e in enumerate(batch) if i not in rejected)
-                break
-            time.sleep(0.5)
-        time.sleep(0.2)
-
-
 def _load(base: str, seed: int, per_sender: int) -> tuple[list[threading.Thread], set[str], list[int]]:
     accepted: set[str] = set()
     statuses: list[int] = []
     threads = []
     for s in range(SENDERS):
         batches = [generated(clicks=20, seed=seed + 100 * s + i)[:300] for i in range(per_sender)]
-        threads.append(threading.Thread(target=_send, args=(base, batches, accepted, statuses)))
+        threads.append(threading.Thread(target=post_until_accepted, args=(base, batches, accepted, statuses)))
     for t in threads:
         t.start()
     return threads, accepted, statuses
