@@ -241,21 +241,24 @@ class Ingestor:
                     pending.append(i)
             if pending:
                 self.state.mark_down(repr(results[pending[0]]))
+        placed = None
+        if pending and ticket is not None and has_late_reports(self.sink):
+            # Only the records the wait ended (the snapshot's TimeoutError) await a verdict, and
+            # their places are held before the drainer can read the segment they go to.
+            unreported = [n for n, i in enumerate(pending) if isinstance(results[i], TimeoutError)]
+
+            def placed(seq: int, first: int) -> None:
+                ticket.place({pending[n]: (seq, first + n) for n in unreported})
+
         if pending:
             try:
-                seq, first = await loop.run_in_executor(
-                    self.io, self.spool.append, [records[i] for i in pending]
-                )
+                await loop.run_in_executor(self.io, self.spool.append, [records[i] for i in pending], placed)
             except SpoolFull as exc:
                 log.error("cannot accept %d events: Kafka unreachable and %s", len(pending), exc)
                 return durable
             except OSError:
                 log.exception("cannot accept %d events: spool write failed", len(pending))
                 return durable
-            if ticket is not None and has_late_reports(self.sink):
-                # only the records the wait ended (the snapshot's TimeoutError): others have a verdict
-                unreported = {i for i in pending if isinstance(results[i], TimeoutError)}
-                ticket.place({i: (seq, first + n) for n, i in enumerate(pending) if i in unreported})
             self.stats["spooled"] += len(pending)
             for i in pending:
                 durable[i] = True

@@ -152,9 +152,12 @@ class Spool:
 
     # --- appending ---------------------------------------------------------------------------
 
-    def append(self, records: Sequence[Record]) -> tuple[int, int]:
+    def append(
+        self, records: Sequence[Record], placed: Callable[[int, int], None] | None = None
+    ) -> tuple[int, int]:
         """Write ``records`` durably (per the fsync policy) or raise :class:`SpoolFull`; returns
-        where they are: (segment seq, index of the first record in that segment)."""
+        where they are: (segment seq, index of the first record in that segment). ``placed`` gets
+        the same before the drainer can see the records (under the spool's lock)."""
         if not records:
             return (0, 0)
         buf = b"".join(encode_record(key, value) for key, value in records)
@@ -180,6 +183,8 @@ class Spool:
             first = active.events
             active.bytes += len(buf)
             active.events += len(records)
+            if placed is not None:
+                placed(active.seq, first)
         self.appended.set()
         return (active.seq, first)
 

@@ -293,8 +293,10 @@ def test_fsync_always_calls_fsync_per_append(tmp_path: Path, monkeypatch: pytest
 def test_append_says_where_the_records_went(tmp_path: Path) -> None:
     spool = open_spool(tmp_path, segment_bytes=200)
     first = spool.append(recs(0, 3))
-    second = spool.append(recs(3, 2))
+    seen: list[tuple[int, int]] = []
+    second = spool.append(recs(3, 2), placed=lambda seq, index: seen.append((seq, index)))
     assert first[1] == 0 and second == (first[0], 3)  # same segment, after the first three
+    assert seen == [second]  # told before append returned (and before the drainer could read them)
     spool.close()
 
 
