@@ -9,6 +9,7 @@ Spark standalone master with two workers, the S3 store holding the profile's lak
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +31,7 @@ def cluster() -> Iterator[Settings]:
         home=ROOT / "var" / "test-cluster", stack_profile="cluster", stack_apps=False, **SECOND_STACK_PORTS
     )
     down(settings, log=lambda _line: None)  # a run killed mid-way left it up
+    shutil.rmtree(settings.home, ignore_errors=True)  # a fresh tier: no topic or Trino table of a run before
     up(settings, only=ENGINES)
     try:
         yield settings

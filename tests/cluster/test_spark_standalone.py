@@ -25,7 +25,6 @@ pytestmark = pytest.mark.cluster
 
 ROWS = 400_000
 KILLED = "spark-worker-1"
-UI_PORT = 4141  # the submitted step's driver UI, whose REST API says when tasks run
 
 
 class Submitted:
@@ -36,7 +35,6 @@ class Submitted:
         from infra.app_services import app_env
 
         env = {**os.environ, **app_env(settings)}
-        env |= {"ADCLICK_SPARK_UI": "true", "SPARK_SUBMIT_OPTS": f"-Dspark.ui.port={UI_PORT}"}
         self.proc = subprocess.Popen(
             ["bash", "-c", command(settings, step, day)],
             env=env,
@@ -70,27 +68,20 @@ class Submitted:
         return self.output()
 
 
-def _running_tasks(port: int) -> int:
-    """Tasks the driver whose UI is on ``port`` is running now (0 if it does not answer)."""
-    import httpx
-
-    ui = f"http://127.0.0.1:{port}/api/v1/applications"
-    try:
-        app = httpx.get(ui, timeout=2).json()[0]["id"]
-        stages = httpx.get(f"{ui}/{app}/stages?status=active", timeout=2).json()
-    except (httpx.HTTPError, ValueError, IndexError, KeyError):
-        return 0
-    return sum(s.get("numActiveTasks", 0) for s in stages)
-
-
-def _kill_worker_when_busy(settings: Settings, timeout_s: float = 180) -> int:
-    """SIGKILL the worker once the submitted step's driver runs tasks; returns the worker's PID."""
+def _kill_worker_once_running(settings: Settings, app: str, timeout_s: float = 180) -> int:
+    """SIGKILL the worker once the master has granted ``app`` its cores (executors on both
+    workers) and it has had a few seconds to start tasks; returns the worker's PID."""
     from infra import supervisor
+    from infra.spark_service import master_state
 
     deadline = time.monotonic() + timeout_s
-    while _running_tasks(UI_PORT) == 0:
-        assert time.monotonic() < deadline, f"the step ran no task within {timeout_s}s"
+    while True:
+        apps = (master_state(settings) or {}).get("activeapps", [])
+        if any(a.get("name") == app and a.get("cores", 0) >= settings.spark_cores_max for a in apps):
+            break
+        assert time.monotonic() < deadline, f"{app} got no executors within {timeout_s}s: {apps}"
         time.sleep(0.2)
+    time.sleep(5)
     pid = supervisor.process_info(settings)[KILLED]["pid"]
     os.kill(pid, signal.SIGKILL)
     return pid
@@ -118,7 +109,7 @@ def test_a_day_on_the_standalone_cluster_survives_a_killed_worker(
 
     silver = Submitted(private, "silver", DAY)
     silver.wait_for("batch: silver", timeout_s=180)
-    killed = _kill_worker_when_busy(cluster)
+    killed = _kill_worker_once_running(cluster, "adclick-batch-silver")
     out = silver.finish()
     assert "ExecutorLostFailure" in out or "Lost executor" in out, out[-4000:]
     Submitted(private, "gold", DAY).finish()
