@@ -108,22 +108,25 @@ def _one_row_per_key(dim: DataFrame, key: str, columns: dict[str, str]) -> DataF
     )
 
 
-def with_device_by_agent(df: DataFrame) -> DataFrame:
+def with_device_by_agent(df: DataFrame, agents: DataFrame | None = None) -> DataFrame:
     """:func:`with_device`, parsing each distinct ``user_agent`` once instead of every row.
 
     A day repeats the same few thousand agents across millions of events: the regexes run on the
     distinct agents and the result is joined back (null-safe, so a missing agent gets ``unknown``
-    like in :func:`with_device`). Adaptive execution broadcasts the parsed agents when they are
-    small, so the event rows are not shuffled for it. Same columns and values as :func:`with_device`.
+    like in :func:`with_device`). The parsed agents are broadcast (a day has a few thousand distinct
+    agents), so the event rows are not shuffled for it. Same columns and values as :func:`with_device`.
+    ``agents``: a frame holding at least every ``user_agent`` of ``df`` (e.g. the rows ``df`` was
+    derived from, read before an expensive step), to take the distinct agents from instead of ``df``.
     """
     parsed = (
-        df.select("user_agent")
+        (agents if agents is not None else df)
+        .select("user_agent")
         .distinct()
         .transform(with_device)
         .select(F.col("user_agent").alias("_device_ua"), "device_type", "os", "browser")
     )
     events = df.drop("device_type", "os", "browser")
-    joined = events.join(parsed, events["user_agent"].eqNullSafe(parsed["_device_ua"]), "left")
+    joined = events.join(F.broadcast(parsed), events["user_agent"].eqNullSafe(parsed["_device_ua"]), "left")
     return joined.drop("_device_ua")
 
 

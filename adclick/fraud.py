@@ -203,6 +203,21 @@ RULES = {
 PER_EVENT_REASONS = (BOT_USER_AGENT,)
 
 
+# What the rules read of an event; no other column changes a verdict.
+JUDGED_COLUMNS = (
+    "event_id",
+    "event_type",
+    "ad_id",
+    "event_time",
+    "user_key",
+    "ip_key",
+    "country",
+    "user_agent",
+    "device_type",
+)
+VERDICT_COLUMNS = ("fraud_reasons", "fraud_score", "is_fraud")
+
+
 def with_fraud(
     df: DataFrame, rules: FraudRules = DEFAULT_RULES, reasons: tuple[str, ...] = REASONS
 ) -> DataFrame:
@@ -225,3 +240,56 @@ def with_fraud(
         .withColumn("is_fraud", F.col("fraud_score") >= F.lit(rules.threshold))
         .drop(*flags.values())
     )
+
+
+def fraud_verdicts(df: DataFrame, rules: FraudRules = DEFAULT_RULES) -> DataFrame:
+    """The clicks of ``df`` that at least one rule fired on: ``event_id`` and :data:`VERDICT_COLUMNS`.
+
+    The same verdicts as :func:`with_fraud` over all of ``df`` (every rule, ``df`` unique by
+    ``event_id``), computed on a narrow projection of the clicks and impressions only: the rules
+    never read other event types or other columns. Every click left out has no reason, score 0.0
+    and ``is_fraud`` = (0.0 >= threshold): :func:`with_fraud_verdicts` puts those back.
+    """
+    judged = df.select(*JUDGED_COLUMNS)
+    clicks = judged.where(_is_click())
+    # The impression rules look at the clicker's impressions of the ad clicked: impressions of
+    # other (user, ad) pairs can never change a verdict, and are most of a day.
+    clicked = (
+        clicks.where(F.col("user_key").isNotNull())
+        .select(F.col("user_key").alias("_clicked_user"), F.col("ad_id").alias("_clicked_ad"))
+        .distinct()
+    )
+    impressions = judged.where(F.col("event_type") == "impression")
+    # null-safe on the ad: the rules' windows put a null ad_id in a group of its own, like any value
+    same_pair = (F.col("user_key") == F.col("_clicked_user")) & F.col("ad_id").eqNullSafe(
+        F.col("_clicked_ad")
+    )
+    impressions = impressions.join(clicked, same_pair, "left_semi")
+    fired = with_fraud(clicks.unionByName(impressions), rules).where(F.size("fraud_reasons") > 0)
+    return fired.select("event_id", *VERDICT_COLUMNS)
+
+
+def with_fraud_verdicts(
+    df: DataFrame, verdicts: DataFrame, rules: FraudRules = DEFAULT_RULES, *, broadcast: bool = True
+) -> DataFrame:
+    """``df`` with :data:`VERDICT_COLUMNS` from ``verdicts`` (:func:`fraud_verdicts` of ``df``).
+
+    Equals :func:`with_fraud` of ``df``: a row without a verdict had no rule fire. ``broadcast``
+    ships the verdicts to every task instead of shuffling ``df`` (they are the fired clicks only,
+    a small share of a day).
+    """
+    renamed = verdicts.select(
+        F.col("event_id").alias("_verdict_id"), *[F.col(c).alias(f"_verdict_{c}") for c in VERDICT_COLUMNS]
+    )
+    if broadcast:
+        renamed = F.broadcast(renamed)
+    events = df.drop(*VERDICT_COLUMNS)
+    joined = events.join(renamed, events["event_id"].eqNullSafe(renamed["_verdict_id"]), "left")
+    nothing_fired = F.lit(0.0) >= F.lit(rules.threshold)
+    return joined.withColumns(
+        {
+            "fraud_reasons": F.coalesce(F.col("_verdict_fraud_reasons"), F.array().cast("array<string>")),
+            "fraud_score": F.coalesce(F.col("_verdict_fraud_score"), F.lit(0.0)),
+            "is_fraud": F.coalesce(F.col("_verdict_is_fraud"), nothing_fired),
+        }
+    ).drop("_verdict_id", *[f"_verdict_{c}" for c in VERDICT_COLUMNS])

@@ -77,6 +77,11 @@ class Settings(BaseSettings):
     spark_master: str = "local[2]"
     spark_driver_memory: str = "4g"
     spark_shuffle_partitions: int = 4
+    spark_broadcast_threshold_mb: int = Field(
+        default=64,
+        ge=-1,
+        description="Joins with a side estimated below this many MiB broadcast it (-1: never).",
+    )
     spark_ui: bool = False
     spark_nice: int = Field(
         default=10,

@@ -67,6 +67,11 @@ def java_env(settings: Settings) -> dict[str, str]:
     }
 
 
+def _broadcast_threshold(settings: Settings) -> str:
+    mb = settings.spark_broadcast_threshold_mb
+    return "-1" if mb < 0 else f"{mb}m"
+
+
 def get_spark(
     app_name: str = "adclick",
     *,
@@ -93,6 +98,9 @@ def get_spark(
         .config("spark.driver.bindAddress", settings.bind_host)
         .config("spark.sql.shuffle.partitions", str(settings.spark_shuffle_partitions))
         .config("spark.sql.session.timeZone", "UTC")
+        # The dimension joins (dims.users of a few hundred thousand users) broadcast the dimension
+        # instead of shuffling a day of events; a dimension larger than this is sort-merge joined.
+        .config("spark.sql.autoBroadcastJoinThreshold", _broadcast_threshold(settings))
         .config("spark.ui.enabled", str(settings.spark_ui).lower())
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.databricks.delta.snapshotPartitions", str(settings.spark_shuffle_partitions))

@@ -38,6 +38,26 @@ RATIOS = {
 }
 
 
+# The silver columns the daily tables read (measures, dimensions, periods): what gold keeps of a day.
+SILVER_COLUMNS = tuple(
+    dict.fromkeys(
+        (
+            "event_id",
+            "event_type",
+            "event_time",
+            "event_date",
+            "is_fraud",
+            "cost_micros",
+            "revenue_micros",
+            "user_key",
+            *DIMENSIONS,
+            *AUDIENCE,
+            *EXPERIMENT,
+        )
+    )
+)
+
+
 def _keys(dimensions: Sequence[str]) -> list[Column]:
     return [F.coalesce(F.col(d).cast("string"), F.lit(UNKNOWN)).alias(d) for d in dimensions]
 

@@ -117,19 +117,39 @@ class Snapshot:
         return self.read(name).where(F.col("event_date") == F.lit(day))
 
 
+STATS_PROPERTY = "delta.dataSkippingStatsColumns"
+
+
+def _ensure_stats_columns(spark: SparkSession, settings: Settings, name: str) -> None:
+    """Give an existing table ``name`` its catalog statistics columns (a lake written before)."""
+    from delta.tables import DeltaTable
+
+    t = table(name)
+    location = t.path(settings)
+    if not DeltaTable.isDeltaTable(spark, location):
+        return
+    properties = DeltaTable.forPath(spark, location).detail().first()["properties"] or {}
+    if properties.get(STATS_PROPERTY) != t.stats_columns:
+        setting = f"'{STATS_PROPERTY}' = '{t.stats_columns}'"
+        spark.sql(f"ALTER TABLE delta.`{location}` SET TBLPROPERTIES ({setting})")
+
+
 def replace_partition(df: DataFrame, settings: Settings, name: str, value: date) -> int:
     """Replace partition ``value`` of table ``name`` (its first partition column) with ``df``;
     the table is created on the first write. Returns the table's version after the write."""
     t = table(name)
     column = t.partition_by[0]
-    (
+    writer = (
         df.write.format("delta")
         .mode("overwrite")
         .option("replaceWhere", f"{column} = DATE'{value.isoformat()}'")
         .option("mergeSchema", str(t.evolves).lower())
         .partitionBy(*t.partition_by)
-        .save(t.path(settings))
     )
+    if t.stats_columns:
+        _ensure_stats_columns(df.sparkSession, settings, name)
+        writer = writer.option(STATS_PROPERTY, t.stats_columns)  # taken when the write creates it
+    writer.save(t.path(settings))
     written = version(df.sparkSession, settings, name)
     assert written is not None
     return written

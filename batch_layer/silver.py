@@ -18,7 +18,7 @@ import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, Window
 
 from adclick.enrich import enrich_ads, enrich_users, with_device_by_agent
-from adclick.fraud import DEFAULT_RULES, FraudRules, with_fraud
+from adclick.fraud import DEFAULT_RULES, FraudRules, fraud_verdicts, with_fraud_verdicts
 
 MODEL_REASON = "model"
 # The columns silver adds after the bronze ones, in table order.
@@ -117,14 +117,15 @@ def to_silver(
     ``model_scores`` (e.g. ``batch_layer.fraud_model.scorer(model)``) gets the rule-scored rows and must add
     ``model_score`` (double) and ``model_version`` (string); without it both are null.
     """
-    judged = (
+    enriched = (
         dedup_earliest(bronze_day)
         .transform(with_arrival_delay)
-        .transform(with_device_by_agent)  # the regexes once per distinct user agent
+        .transform(with_device_by_agent, bronze_day)  # the regexes once per distinct user agent
         .transform(enrich_ads, ads)
         .transform(enrich_users, users)
-        .transform(with_fraud, rules)
-        .withColumnRenamed("fraud_score", "rule_score")
+    )
+    judged = with_fraud_verdicts(enriched, fraud_verdicts(enriched, rules), rules).withColumnRenamed(
+        "fraud_score", "rule_score"
     )
     scored = model_scores(judged) if model_scores is not None else _without_model(judged)
     typed = scored.withColumns(

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from adclick.fraud import PER_EVENT_REASONS, FraudRules, with_fraud
+from adclick.fraud import (
+    PER_EVENT_REASONS,
+    REASONS,
+    FraudRules,
+    fraud_verdicts,
+    with_fraud,
+    with_fraud_verdicts,
+)
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 COLUMNS = (
@@ -233,3 +241,50 @@ def test_rules_are_validated() -> None:
         FraudRules(repeat_window_minutes=0)
     with pytest.raises(KeyError):
         FraudRules().weight("nope")
+
+
+def _busy_traffic(seed: int, n: int = 1500) -> list[tuple]:
+    """Few users, IPs and ads in three minutes, so every rule fires somewhere; null keys,
+    null ads, bots and conversions mixed in."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        user = rng.choice([None, *[f"u{k}" for k in range(12)]])
+        rows.append(
+            ev(
+                f"e{i:05d}",
+                rng.uniform(0, 180),
+                kind=rng.choices(["impression", "click", "conversion"], [6, 3, 1])[0],
+                ad=rng.choice([None, "ad-1", "ad-2", "ad-3"]),
+                user=user,
+                ip=rng.choice([None, "ip-a", "ip-b", f"ip-{user}"]),
+                country=rng.choice([None, "FR", "DE"]),
+                ua=rng.choice([CHROME, "HeadlessChrome/124.0", None]),
+                device=rng.choice(["desktop", "bot", None]),
+            )
+        )
+    return rows
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [FraudRules(), FraudRules(threshold=0.0), FraudRules(max_clicks_per_ip_per_minute=2, threshold=0.35)],
+    ids=["default", "threshold-0", "strict"],
+)
+@pytest.mark.parametrize("broadcast", [True, False])
+def test_narrow_verdicts_equal_the_rules_over_the_whole_frame(spark, rules, broadcast) -> None:
+    """The batch layer's path (the fired clicks on a narrow projection, joined back) gives every
+    row the reasons, score and verdict that :func:`with_fraud` over all rows gives it."""
+    df = spark.createDataFrame(_busy_traffic(seed=7), COLUMNS)
+    whole = {
+        r.event_id: (list(r.fraud_reasons), r.fraud_score, r.is_fraud)
+        for r in with_fraud(df, rules).collect()
+    }
+    verdicts = fraud_verdicts(df, rules)
+    narrow_rows = with_fraud_verdicts(df, verdicts, rules, broadcast=broadcast)
+    assert narrow_rows.columns == [*df.columns, "fraud_reasons", "fraud_score", "is_fraud"]
+    narrow = {r.event_id: (list(r.fraud_reasons), r.fraud_score, r.is_fraud) for r in narrow_rows.collect()}
+    assert narrow == whole
+    fired_reasons = {reason for reasons, _, _ in whole.values() for reason in reasons}
+    assert fired_reasons == set(REASONS)  # the traffic exercises every rule
+    assert verdicts.count() == sum(1 for reasons, _, _ in whole.values() if reasons)
