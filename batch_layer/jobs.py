@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -108,6 +109,23 @@ def write_partition(df: DataFrame, settings: Settings, name: str, value: date, l
     written = lake.partition(df.sparkSession, settings, name, value, version)
     lineage.rows_out += written.count()
     return written
+
+
+def write_tables(frames: dict[str, DataFrame], settings: Settings, day: date, lineage: Lineage) -> None:
+    """:func:`write_partition` of each table of ``frames``, all at once (one thread each): the
+    tables are independent, and a Delta write's driver-side work (log replay, commit, statistics)
+    then overlaps the others' tasks. ``lineage`` gets the outputs in the order of ``frames``."""
+    parts = {name: Lineage(lineage.snapshot) for name in frames}
+    with ThreadPoolExecutor(max_workers=len(frames) or 1, thread_name_prefix="write") as pool:
+        futures = [
+            pool.submit(write_partition, frame, settings, name, day, parts[name])
+            for name, frame in frames.items()
+        ]
+        for future in futures:
+            future.result()  # the first failure, after every write has ended
+    for part in parts.values():
+        lineage.outputs.extend(part.outputs)
+        lineage.rows_out += part.rows_out
 
 
 def track_run(
@@ -277,8 +295,9 @@ def run_gold(
         day_rows = filter_event_day(source, day).select(*gold.SILVER_COLUMNS).persist()
         try:
             lineage.rows_in = day_rows.count()
-            for name, transform in GOLD_DAILY.items():
-                write_partition(transform(day_rows), settings, name, day, lineage)
+            write_tables(
+                {name: transform(day_rows) for name, transform in GOLD_DAILY.items()}, settings, day, lineage
+            )
         finally:
             day_rows.unpersist()
 
