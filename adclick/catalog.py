@@ -42,12 +42,20 @@ LAYERS = ("bronze", "silver", "speed", "gold", "ops", "dims", "restored")
 TABLES: dict[str, Table] = {
     t.logical_name: t
     for t in [
-        Table("bronze", "events", ("event_date", "region"), "one row per Kafka record of a valid event"),
+        # Bronze keeps statistics on time ranges, ads and the Kafka lineage (offset lookups).
+        Table(
+            "bronze",
+            "events",
+            ("event_date", "region"),
+            "one row per Kafka record of a valid event",
+            stats_columns="event_time,received_at,ad_id,kafka_partition,kafka_offset",
+        ),
         Table(
             "bronze",
             "rejects",
             ("reject_date",),
             "one row per Kafka record that failed parsing or validation",
+            stats_columns="kafka_partition,kafka_offset,kafka_timestamp",
         ),
         Table("speed", "ad_clicks_minute", ("window_date",), "minute x ad x campaign x country x device"),
         Table(

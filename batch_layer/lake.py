@@ -20,6 +20,7 @@ import pyspark.sql.functions as F
 import pyspark.sql.types as T
 from pyspark.sql import DataFrame, SparkSession
 
+from adclick import table_properties
 from adclick.catalog import table
 from adclick.errors import AdclickError
 from adclick.settings import Settings
@@ -117,23 +118,6 @@ class Snapshot:
         return self.read(name).where(F.col("event_date") == F.lit(day))
 
 
-STATS_PROPERTY = "delta.dataSkippingStatsColumns"
-
-
-def _ensure_stats_columns(spark: SparkSession, settings: Settings, name: str) -> None:
-    """Give an existing table ``name`` its catalog statistics columns (a lake written before)."""
-    from delta.tables import DeltaTable
-
-    t = table(name)
-    location = t.path(settings)
-    if not DeltaTable.isDeltaTable(spark, location):
-        return
-    properties = DeltaTable.forPath(spark, location).detail().first()["properties"] or {}
-    if properties.get(STATS_PROPERTY) != t.stats_columns:
-        setting = f"'{STATS_PROPERTY}' = '{t.stats_columns}'"
-        spark.sql(f"ALTER TABLE delta.`{location}` SET TBLPROPERTIES ({setting})")
-
-
 def replace_partition(df: DataFrame, settings: Settings, name: str, value: date) -> int:
     """Replace partition ``value`` of table ``name`` (its first partition column) with ``df``;
     the table is created on the first write. Returns the table's version after the write."""
@@ -146,9 +130,7 @@ def replace_partition(df: DataFrame, settings: Settings, name: str, value: date)
         .option("mergeSchema", str(t.evolves).lower())
         .partitionBy(*t.partition_by)
     )
-    if t.stats_columns:
-        _ensure_stats_columns(df.sparkSession, settings, name)
-        writer = writer.option(STATS_PROPERTY, t.stats_columns)  # taken when the write creates it
+    writer = table_properties.with_stats_columns(writer, df.sparkSession, settings, t)
     writer.save(t.path(settings))
     written = version(df.sparkSession, settings, name)
     assert written is not None

@@ -15,9 +15,9 @@ import uuid
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, Observation, SparkSession
 
+from adclick import table_properties
 from adclick.catalog import table
 from adclick.settings import Settings
-from speed_layer import table_properties
 from speed_layer.dlq_sink import send as send_dead_letters
 from speed_layer.parse import narrow, to_bronze_rows, to_reject_rows, with_parsed_event
 
@@ -34,16 +34,6 @@ def _append(df: DataFrame, path: str, partition_by: tuple[str, ...], app_id: str
         .partitionBy(*partition_by)
         .save(path)
     )
-
-
-# Data-skipping statistics are collected only for the columns readers filter on (Delta's default
-# is the first 32 columns: min/max of hashed keys, URLs and user agents cost CPU per row and skip
-# nothing). Time ranges, ads and the Kafka lineage (offset lookups) keep theirs.
-STATS_COLUMNS = {
-    "bronze.events": "event_time,received_at,ad_id,kafka_partition,kafka_offset",
-    "bronze.rejects": "kafka_partition,kafka_offset,kafka_timestamp",
-}
-STATS_PROPERTY = "delta.dataSkippingStatsColumns"
 
 
 def write_tasks(spark: SparkSession, settings: Settings) -> int:
@@ -67,16 +57,10 @@ def ensure_tables(spark: SparkSession, settings: Settings) -> None:
     empty = with_parsed_event(spark.createDataFrame([], KAFKA_SOURCE_SCHEMA))
     for name, rows in (("bronze.events", to_bronze_rows(empty)), ("bronze.rejects", to_reject_rows(empty))):
         t = table(name)
-        location = t.path(settings)
-        if not DeltaTable.isDeltaTable(spark, location):
-            (
-                rows.write.format("delta")
-                .mode("append")
-                .option(STATS_PROPERTY, STATS_COLUMNS[name])
-                .partitionBy(*t.partition_by)
-                .save(location)
-            )
-        table_properties.ensure(spark, location, {STATS_PROPERTY: STATS_COLUMNS[name]})
+        writer = rows.write.format("delta").mode("append").partitionBy(*t.partition_by)
+        writer = table_properties.with_stats_columns(writer, spark, settings, t)
+        if not DeltaTable.isDeltaTable(spark, t.path(settings)):
+            writer.save(t.path(settings))
 
 
 def _observed_rejects(seen: Observation, wait_s: float = 5.0) -> int | None:

@@ -20,6 +20,7 @@ from datetime import datetime
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession
 
+from adclick import table_properties
 from adclick.aggregates import (
     COUNTS,
     DIMENSIONS,
@@ -30,8 +31,7 @@ from adclick.aggregates import (
 from adclick.catalog import table
 from adclick.dims import DimsCache
 from adclick.settings import Settings
-from speed_layer import table_properties
-from speed_layer.table_properties import TXN_APP, TXN_VERSION
+from adclick.table_properties import TXN_APP, TXN_VERSION
 from speed_layer.window_refresh import WindowRefresh, refresh_windows
 
 APP_ID = "adclick-speed-minute"
@@ -40,7 +40,7 @@ TABLES = ("speed.ad_clicks_minute", "speed.ad_clicks_5min")
 
 
 def ensure_properties(spark: SparkSession, settings: Settings) -> None:
-    """Set :data:`speed_layer.table_properties.SPEED` on the speed tables that exist (a lake of an
+    """Set :data:`adclick.table_properties.SPEED` on the speed tables that exist (a lake of an
     earlier release); new tables get them when they are first written."""
     from delta.tables import DeltaTable
 

@@ -27,11 +27,11 @@ import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.util import inheritable_thread_target
 
+from adclick import table_properties
 from adclick.aggregates import sliding_from_minutes, with_partition_date
 from adclick.catalog import table
 from adclick.settings import Settings
-from speed_layer import table_properties
-from speed_layer.table_properties import TXN_APP, TXN_VERSION
+from adclick.table_properties import TXN_APP, TXN_VERSION
 
 MINUTES = "speed.ad_clicks_minute"
 WINDOWS = "speed.ad_clicks_5min"

@@ -11,6 +11,7 @@ from delta.tables import DeltaTable
 
 from adclick.catalog import table
 from adclick.settings import Settings
+from adclick.table_properties import STATS_COLUMNS
 from batch_layer import jobs, lake
 
 DAY = date(2026, 11, 27)
@@ -39,17 +40,16 @@ def _events(spark, day: date, n: int):
 def test_silver_is_created_with_its_statistics_columns(spark, settings) -> None:
     lake.replace_partition(_events(spark, DAY, 5), settings, "silver.events", DAY)
     columns = table("silver.events").stats_columns
-    assert columns and _properties(spark, settings, "silver.events")[lake.STATS_PROPERTY] == columns
+    assert columns and _properties(spark, settings, "silver.events")[STATS_COLUMNS] == columns
 
 
 def test_a_silver_table_written_before_gets_them_at_its_next_write(spark, settings) -> None:
     location = table("silver.events").path(settings)
     _events(spark, DAY, 5).write.format("delta").partitionBy("event_date").save(location)
-    assert lake.STATS_PROPERTY not in _properties(spark, settings, "silver.events")
+    assert STATS_COLUMNS not in _properties(spark, settings, "silver.events")
     lake.replace_partition(_events(spark, DAY, 3), settings, "silver.events", DAY)
     assert (
-        _properties(spark, settings, "silver.events")[lake.STATS_PROPERTY]
-        == table("silver.events").stats_columns
+        _properties(spark, settings, "silver.events")[STATS_COLUMNS] == table("silver.events").stats_columns
     )
     assert lake.read(spark, settings, "silver.events").count() == 3  # the day replaced, not appended
 

@@ -1,8 +1,12 @@
-"""Delta table properties the stream's tables need, set on a table that lacks them."""
+"""Delta table properties the lake's tables need, set on a table that lacks them (a lake written
+by an earlier release gets them at its next write)."""
 
 from __future__ import annotations
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrameWriter, SparkSession
+
+from adclick.catalog import Table
+from adclick.settings import Settings
 
 # The speed tables. Deletion vectors: a MERGE (or a window refresh) marks the updated rows of a
 # file instead of rewriting the whole file (a minute's rows are updated every micro-batch). Auto
@@ -18,6 +22,9 @@ SPEED = {
 TXN_APP = "spark.databricks.delta.write.txnAppId"
 TXN_VERSION = "spark.databricks.delta.write.txnVersion"
 
+# The columns Delta keeps min/max statistics of (the catalog's ``Table.stats_columns``).
+STATS_COLUMNS = "delta.dataSkippingStatsColumns"
+
 
 def ensure(spark: SparkSession, location: str, properties: dict[str, str]) -> None:
     """Set the ``properties`` the Delta table at ``location`` does not have with these values
@@ -29,3 +36,19 @@ def ensure(spark: SparkSession, location: str, properties: dict[str, str]) -> No
     if missing:
         setting = ", ".join(f"'{k}' = '{v}'" for k, v in missing.items())
         spark.sql(f"ALTER TABLE delta.`{location}` SET TBLPROPERTIES ({setting})")
+
+
+def with_stats_columns(
+    writer: DataFrameWriter, spark: SparkSession, settings: Settings, t: Table
+) -> DataFrameWriter:
+    """``writer`` with table ``t``'s statistics columns: set on the table now when it exists, and
+    as a write option, which Delta takes when the write creates the table. Unchanged when the
+    catalog gives ``t`` none (Delta's default, the first 32 columns)."""
+    if not t.stats_columns:
+        return writer
+    from delta.tables import DeltaTable
+
+    location = t.path(settings)
+    if DeltaTable.isDeltaTable(spark, location):
+        ensure(spark, location, {STATS_COLUMNS: t.stats_columns})
+    return writer.option(STATS_COLUMNS, t.stats_columns)
