@@ -117,16 +117,16 @@ def to_silver(
     ``model_scores`` (e.g. ``batch_layer.fraud_model.scorer(model)``) gets the rule-scored rows and must add
     ``model_score`` (double) and ``model_version`` (string); without it both are null.
     """
-    enriched = (
+    deduped = (
         dedup_earliest(bronze_day)
         .transform(with_arrival_delay)
         .transform(with_device_by_agent, bronze_day)  # the regexes once per distinct user agent
-        .transform(enrich_ads, ads)
-        .transform(enrich_users, users)
     )
-    judged = with_fraud_verdicts(enriched, fraud_verdicts(enriched, rules), rules).withColumnRenamed(
-        "fraud_score", "rule_score"
-    )
+    # The rules read none of the dimensions' columns: they judge the deduplicated rows, so the
+    # narrow branch of the plan carries no dimension joins.
+    verdicts = fraud_verdicts(deduped, rules)
+    enriched = deduped.transform(enrich_ads, ads).transform(enrich_users, users)
+    judged = with_fraud_verdicts(enriched, verdicts, rules).withColumnRenamed("fraud_score", "rule_score")
     scored = model_scores(judged) if model_scores is not None else _without_model(judged)
     typed = scored.withColumns(
         {
