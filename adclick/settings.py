@@ -160,6 +160,11 @@ class Settings(BaseSettings):
         default=date(2026, 11, 1), description="First day daily_batch schedules (catch-up starts here)."
     )
     batch_catchup: bool = Field(default=True, description="daily_batch runs each missed day since the start.")
+    batch_pool: str = Field(
+        default="adclick_batch",
+        description="Airflow pool of one slot (made by the stack) that daily_batch's recompute_day runs in: "
+        "one day's Spark work at a time across scheduled, catch-up and backfill runs.",
+    )
     batch_grace_hours: float = Field(
         default=2.0, description="Late-arrival grace after a day closes before daily_batch recomputes it."
     )

@@ -77,6 +77,14 @@ def on_run_failure(context: dict[str, Any]) -> None:
     _alert(context, error)
 
 
+def batch_pool() -> str:
+    """The one-slot Airflow pool daily_batch's recompute_day runs in (``ADCLICK_BATCH_POOL``; the
+    stack creates it when Airflow starts)."""
+    from adclick.settings import get_settings
+
+    return get_settings().batch_pool
+
+
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "adclick",
     "retries": 2,

@@ -89,6 +89,49 @@ def batch_watermark(spark: SparkSession, settings: Settings, pipeline: str = DAI
     return marks.where(F.col("pipeline") == pipeline).agg(F.max("day")).first()[0]
 
 
+def waits_for(current: date | None, day: date) -> date | None:
+    """The day that must pass its gates before ``day`` can move a watermark at ``current``, or
+    None when ``day`` can run now: any day while no day is final, a day up to the watermark (a
+    rerun; the watermark stays) or the day after it."""
+    if current is None or day <= current + timedelta(days=1):
+        return None
+    return current + timedelta(days=1)
+
+
+def ensure_turn(current: date | None, day: date, pipeline: str = DAILY_PIPELINE) -> None:
+    """Raise :class:`WatermarkError` when ``day`` would skip a day past the watermark ``current``."""
+    first = waits_for(current, day)
+    if first is not None:
+        raise WatermarkError(
+            f"{pipeline} watermark is at {current}; refusing to skip to {day}: run {first} first"
+        )
+
+
+def watermark_without_spark(settings: Settings, pipeline: str = DAILY_PIPELINE) -> date | None:
+    """:func:`batch_watermark` read with delta-rs instead of Spark (for Airflow's sensors, which
+    run no JVM): None while the table does not exist."""
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    location = lake.path(settings, "ops.batch_watermark")
+    options: dict[str, str] = {}
+    if location.startswith("s3a://"):
+        location = "s3://" + location.removeprefix("s3a://")
+        options = {
+            "AWS_ENDPOINT_URL": settings.s3_endpoint,
+            "AWS_ACCESS_KEY_ID": settings.s3_access_key,
+            "AWS_SECRET_ACCESS_KEY": settings.s3_secret_key.get_secret_value(),
+            "AWS_REGION": settings.s3_region,
+            "AWS_ALLOW_HTTP": str(settings.s3_endpoint.startswith("http://")).lower(),
+        }
+    try:
+        marks = DeltaTable(location, storage_options=options).to_pyarrow_table(columns=["pipeline", "day"])
+    except TableNotFoundError:
+        return None
+    days = [row["day"] for row in marks.to_pylist() if row["pipeline"] == pipeline]
+    return max(days, default=None)
+
+
 def advance_watermark(
     spark: SparkSession,
     settings: Settings,
@@ -105,13 +148,8 @@ def advance_watermark(
     raises :class:`WatermarkError`, since days up to the watermark must all have passed.
     """
     current = batch_watermark(spark, settings, pipeline)
-    if current is not None:
-        if day <= current:  # a rerun or backfill of a day already final: the watermark stays
-            return
-        if day > current + timedelta(days=1):
-            raise WatermarkError(
-                f"{pipeline} watermark is at {current}; refusing to skip to {day}: "
-                f"run {current + timedelta(days=1)} first"
-            )
+    ensure_turn(current, day, pipeline)
+    if current is not None and day <= current:  # a rerun or backfill of a final day: it stays
+        return
     row = {"pipeline": pipeline, "day": day, "advanced_at": clock(), "run_id": run_id}
     lake.append_rows(spark, settings, "ops.batch_watermark", [row], BATCH_WATERMARK)

@@ -61,6 +61,26 @@ def bronze_complete(settings: Settings, day: date, now: datetime) -> tuple[bool,
     return True, "grace period over and bronze landing caught up"
 
 
+def in_turn(settings: Settings, day: date) -> tuple[bool, str]:
+    """Whether ``day`` may be recomputed now without skipping past the batch watermark (read
+    without Spark): the watermark is at the day before it or later, or no day is final yet.
+    Returns the verdict and why."""
+    from batch_layer.ops import waits_for, watermark_without_spark
+
+    current = watermark_without_spark(settings)
+    first = waits_for(current, day)
+    if first is None:
+        return True, f"the batch watermark is at {current or 'no day yet'}"
+    return False, f"the batch watermark is at {current}: {first} must pass its gates before {day}"
+
+
+def check_turn(spark: SparkSession, settings: Settings, day: date) -> None:
+    """Raise :class:`batch_layer.ops.WatermarkError` when ``day`` would skip past the watermark."""
+    from batch_layer.ops import batch_watermark, ensure_turn
+
+    ensure_turn(batch_watermark(spark, settings), day)
+
+
 def silver(spark: SparkSession, settings: Settings, day: date, run_id: str) -> dict[str, Any]:
     """Silver of ``day``, scored with the fraud model chosen by ``settings.fraud_model_version``
     (:func:`batch_layer.jobs.silver_model`: by default the model the day's last silver run used)."""
@@ -205,6 +225,8 @@ def run_step(
         from batch_layer.fraud_model import check_choice
 
         settings = settings.model_copy(update={"fraud_model_version": check_choice(fraud_model)})
+    if step == "day":  # a day that would skip past the watermark fails now, not after its work
+        check_turn(spark, settings, day)
     out: dict[str, Any] = {}
     for name in steps:
         if log_groups:

@@ -4,10 +4,13 @@
 Recomputes one closed UTC day exactly from bronze, proves it, and publishes it.
 
 1. `bronze_complete` waits until the late-arrival grace period after the day
-   (`ADCLICK_BATCH_GRACE_HOURS`, 2 h) has passed and bronze landing has caught up with Kafka.
-2. `recompute_day`: one `spark-submit` (one JVM, one Spark session) runs the day's five Spark
-   steps in order, each a collapsible group in the task's log with its duration and one
-   `ops.job_runs` row; a failed gate stops it there:
+   (`ADCLICK_BATCH_GRACE_HOURS`, 2 h) has passed and bronze landing has caught up with Kafka,
+   and until the day is in turn: the batch watermark is at the day before it or later (or no
+   day is final yet), so a backfill and the scheduled or catch-up runs pass days in order.
+2. `recompute_day` (in the one-slot pool `ADCLICK_BATCH_POOL`, `adclick_batch`: one day at a
+   time across all runs, earliest logical date first): one `spark-submit` (one JVM, one Spark
+   session) runs the day's five Spark steps in order, each a collapsible group in the task's
+   log with its duration and one `ops.job_runs` row; a failed gate stops it there:
    - `silver`: exact dedup by `event_id` over the whole day (late arrivals included, earliest
      kept), enrichment, fraud rules + the fraud model -> `silver.events`;
    - `quality`: Great Expectations suites on the day's bronze and silver;
@@ -39,6 +42,7 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 from batch_layer.dag_support import (
     DEFAULT_ARGS,
     GOLD_DAILY,
+    batch_pool,
     catchup,
     on_run_failure,
     register_tables,
@@ -67,12 +71,16 @@ def daily_batch():
         from adclick.contract import now_utc
         from adclick.settings import get_settings
         from batch_layer.pipeline import bronze_complete as check
+        from batch_layer.pipeline import in_turn
 
-        done, why = check(get_settings(), the_day(data_interval_start), now_utc())
+        settings, day = get_settings(), the_day(data_interval_start)
+        done, why = check(settings, day, now_utc())
         print(f"bronze complete: {done} ({why})")
-        return PokeReturnValue(is_done=done)
+        turn, order = in_turn(settings, day)
+        print(f"in turn: {turn} ({order})")
+        return PokeReturnValue(is_done=done and turn)
 
-    @task.bash(outlets=[GOLD_DAILY])
+    @task.bash(outlets=[GOLD_DAILY], pool=batch_pool())
     def recompute_day(data_interval_start=None, outlet_events=None) -> str:
         # The event is emitted only if the task succeeds: the day passed every gate and the
         # watermark is at or past it (a rerun of an older day leaves it there), so every day up to

@@ -80,6 +80,11 @@ def _prepare_airflow(s: Settings) -> None:
     proc = airflow_cli(s, "db", "migrate")
     if proc.returncode != 0:
         raise StackError(f"airflow db migrate failed:\n{proc.stdout[-2000:]}{proc.stderr[-3000:]}")
+    # daily_batch's recompute_day runs in this one-slot pool: a backfill and the scheduled or
+    # catch-up runs never recompute two days at once (docs/batch.md, "Backfill").
+    proc = airflow_cli(s, "pools", "set", s.batch_pool, "1", "one daily_batch day of Spark work at a time")
+    if proc.returncode != 0:
+        raise StackError(f"airflow pools set failed:\n{proc.stdout[-2000:]}{proc.stderr[-3000:]}")
     db = d / "airflow.db"
     import sqlite3
 

@@ -12,7 +12,8 @@ from adclick import dims
 from adclick.catalog import table
 from adclick.fraud import FraudRules
 from adclick.settings import Settings
-from batch_layer import jobs, ops
+from batch_layer import jobs, ops, pipeline
+from batch_layer.lake import version
 from batch_layer.reconcile import run_reconcile
 from batch_layer.silver import ADDED_COLUMNS, dedup_earliest, filter_event_day, to_silver, with_arrival_delay
 from speed_layer.bronze_sink import KAFKA_SOURCE_SCHEMA
@@ -365,3 +366,45 @@ def test_a_failed_job_is_recorded_and_raised(spark, tmp_path) -> None:
     runs = read(spark, settings, "ops.job_runs").collect()
     assert [(r.job, r.day, r.status) for r in runs] == [("gold", DAY, "failed")]
     assert "silver.events" in runs[0].message
+
+
+@pytest.mark.parametrize(
+    ("current", "day", "first"),
+    [
+        (None, DAY, None),  # no day is final yet: any day may be the first
+        (DAY, DAY - timedelta(days=3), None),  # a rerun of a final day
+        (DAY, DAY, None),
+        (DAY, NEXT, None),  # the day after the watermark
+        (DAY, NEXT + timedelta(days=1), NEXT),  # would skip NEXT
+        (DAY, DAY + timedelta(days=30), NEXT),
+    ],
+)
+def test_which_day_must_pass_first(current, day, first) -> None:
+    assert ops.waits_for(current, day) == first
+
+
+def _empty_lake(tmp_path) -> Settings:
+    return Settings(home=tmp_path, lake_root=(tmp_path / "lake").as_uri())
+
+
+def test_the_watermark_read_without_spark_is_sparks(spark, tmp_path) -> None:
+    lake = _empty_lake(tmp_path)
+    assert ops.watermark_without_spark(lake) is None  # no table yet
+    assert pipeline.in_turn(lake, DAY + timedelta(days=5))[0] is True  # any day may be the first
+    ops.advance_watermark(spark, lake, DAY, "run-1")
+    ops.advance_watermark(spark, lake, NEXT, "run-2")
+    assert ops.watermark_without_spark(lake) == ops.batch_watermark(spark, lake) == NEXT
+    assert ops.watermark_without_spark(lake, pipeline="other") is None
+    ready, why = pipeline.in_turn(lake, NEXT + timedelta(days=2))
+    assert not ready and f"{NEXT + timedelta(days=1)} must pass its gates before" in why
+    assert pipeline.in_turn(lake, NEXT + timedelta(days=1))[0] is True
+    assert pipeline.in_turn(lake, DAY)[0] is True  # a rerun
+
+
+def test_a_day_that_would_skip_the_watermark_fails_before_silver(spark, tmp_path) -> None:
+    lake = _empty_lake(tmp_path)
+    ops.advance_watermark(spark, lake, DAY - timedelta(days=2), "run-0")
+    with pytest.raises(ops.WatermarkError, match=r"skip to 2026-11-27: run 2026-11-26 first"):
+        pipeline.run_step(spark, lake, "day", DAY, log=lambda line: None)
+    assert version(spark, lake, "silver.events") is None  # no step ran
+    assert version(spark, lake, "ops.job_runs") is None

@@ -104,6 +104,7 @@ def test_recompute_day_runs_the_day_in_one_submit_and_emits_the_gold_asset(dagba
     import pendulum
     from airflow.sdk.execution_time.context import OutletEventAccessors
 
+    from adclick.settings import Settings
     from batch_layer.dag_support import GOLD_DAILY
 
     task = dagbag.dags["daily_batch"].get_task("recompute_day")
@@ -118,6 +119,7 @@ def test_recompute_day_runs_the_day_in_one_submit_and_emits_the_gold_asset(dagba
     assert events[GOLD_DAILY].extra == {"day": "2026-10-31"}
     assert commands == ["day"]  # silver, quality, gold, reconcile, watermark: one JVM
     assert [t for t in dagbag.dags["daily_batch"].tasks if t.outlets] == [task]  # the only producer
+    assert task.pool == Settings().batch_pool == "adclick_batch"  # one day at a time, every run
 
 
 def test_monthly_rollup_is_scheduled_on_the_gold_asset(dagbag) -> None:
@@ -249,12 +251,13 @@ def test_a_day_in_one_session_runs_the_steps_in_order_each_in_its_own_log_group(
         return step
 
     monkeypatch.setattr(pipeline, "STEPS", {name: fake(name) for name in pipeline.DAY})
+    monkeypatch.setattr(pipeline, "check_turn", lambda spark, settings, day: ran.append("turn"))
     lines: list[str] = []
     with pytest.raises(AdclickError, match="drift"):
         pipeline.run_step(None, Settings(), "day", date(2026, 11, 3), log=lines.append, log_groups=True)
-    assert ran == ["silver", "quality", "gold", "reconcile"]  # a failed step stops the day there
+    assert ran == ["turn", "silver", "quality", "gold", "reconcile"]  # a failed step stops the day there
     groups = [line for line in lines if line.startswith("::")]
-    assert groups == [g for name in ran for g in (f"::group::{name} 2026-11-03", "::endgroup::")]
+    assert groups == [g for name in ran[1:] for g in (f"::group::{name} 2026-11-03", "::endgroup::")]
     assert "batch: gold 2026-11-03 done in " in "\n".join(lines)
     quiet: list[str] = []
     monkeypatch.setattr(pipeline, "STEPS", {name: fake(name) for name in ("silver",)})
