@@ -112,8 +112,16 @@ def _daily_batch(settings: Settings, day: date) -> None:
     """
     import threading
 
+    from batch_layer.pipeline import in_turn
     from infra.airflow_service import airflow_json
 
+    ready, why = in_turn(settings, day)
+    if not ready:  # the run's sensor would wait for the missing days (docs/batch.md, "Backfill")
+        raise RuntimeError(
+            f"daily_batch cannot make {day} final yet: {why}. Backfill the days in between "
+            "(`adclick airflow backfill create --dag-id daily_batch ...`) or start from an empty "
+            "ADCLICK_HOME"
+        )
     log = settings.path("logs", "demo-daily_batch.log")
     done = threading.Event()
     started = time.monotonic()

@@ -7,6 +7,7 @@ the truth exactly, and rerunning a day must leave the tables' contents unchanged
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -174,9 +175,29 @@ def _wait_landed(spark, stack: Settings, days: list[date], want: int, timeout_s:
     raise AssertionError(f"only {landed} of {want} records landed in bronze")
 
 
+def _recompute_intervals(stack: Settings) -> list[tuple[datetime, datetime, str]]:
+    """(start, end, run id) of daily_batch's recompute_day in each of its runs, by start."""
+    from infra.airflow_service import airflow_json
+
+    out = _airflow(stack, "dags", "list-runs", "daily_batch", "-o", "json")
+    intervals = []
+    for run in airflow_json(out.stdout):
+        states = _airflow(stack, "tasks", "states-for-dag-run", "daily_batch", run["run_id"], "-o", "json")
+        for ti in airflow_json(states.stdout):
+            if ti["task_id"] == "recompute_day" and ti["start_date"]:
+                start, end = (datetime.fromisoformat(ti[k]) for k in ("start_date", "end_date"))
+                intervals.append((start, end, run["run_id"]))
+    return sorted(intervals)
+
+
 def test_daily_batch_backfill_through_the_airflow_cli_then_dags_test(stack: Settings, spark) -> None:
-    """Two days backfilled by the running Airflow (`airflow backfill create`), in order, then the
-    last one run again by `airflow dags test`: gold equals the truth, and the rerun keeps it."""
+    """Two days backfilled by the running Airflow (`airflow backfill create`), in order, while a
+    manual run of the later day is triggered beside them; then the last day run again by `airflow
+    dags test`: gold equals the truth, the runs never recompute two days at once (the one-slot
+    pool), the watermark is at the last day or later, and the rerun keeps gold."""
+    from batch_layer.ops import watermark_without_spark
+    from infra.airflow_service import airflow_json
+
     today = now_utc().date()
     days = [today - timedelta(days=6 - i) for i in range(2)]
     truth = _send_days(stack, days[0], 2, clicks=300, seed=616)
@@ -194,8 +215,19 @@ def test_daily_batch_backfill_through_the_airflow_cli_then_dags_test(stack: Sett
             break
         time.sleep(5)
     assert created.returncode == 0, created.stdout[-2000:] + created.stderr[-2000:]
+    # A manual run of the later day, started beside the backfill (as a scheduled or catch-up run
+    # would be): a manual run dated the day after recomputes that day.
+    the_next_day = (days[-1] + timedelta(days=1)).isoformat()
+    for _ in range(4):
+        triggered = _airflow(
+            stack, "dags", "trigger", "daily_batch", "--logical-date", f"{the_next_day}T00:00:00+00:00"
+        )
+        if triggered.returncode == 0 or "database is locked" not in triggered.stdout + triggered.stderr:
+            break
+        time.sleep(5)
+    assert triggered.returncode == 0, triggered.stdout[-2000:] + triggered.stderr[-2000:]
     deadline = time.monotonic() + 1500
-    wanted = {d.isoformat() for d in days}
+    wanted = {d.isoformat() for d in days} | {the_next_day}
     while time.monotonic() < deadline:
         states = _run_states(stack)
         if all(states.get(d) in ("success", "failed") for d in wanted):
@@ -203,6 +235,13 @@ def test_daily_batch_backfill_through_the_airflow_cli_then_dags_test(stack: Sett
         time.sleep(10)
     assert {d: states.get(d) for d in wanted} == dict.fromkeys(wanted, "success")
     assert _gold_counts(spark, stack, days) == truth_counts(truth, [d.isoformat() for d in days])
+    pools = airflow_json(_airflow(stack, "pools", "get", stack.batch_pool, "-o", "json").stdout)
+    assert [int(p["slots"]) for p in pools] == [1]
+    intervals = _recompute_intervals(stack)
+    assert len(intervals) == 3, intervals
+    for (_, end, _), (start, _, run_id) in itertools.pairwise(intervals):
+        assert start >= end, f"{run_id} recomputed its day while another run did: {intervals}"
+    assert watermark_without_spark(stack) >= days[-1]
     gold_before = _contents(spark, stack, "gold.ad_clicks_daily", "day", days[-1])
 
     def gold_runs() -> int:
@@ -215,8 +254,8 @@ def test_daily_batch_backfill_through_the_airflow_cli_then_dags_test(stack: Sett
     # the same run's tasks too (it did: the test's own bronze_complete was refused as already
     # succeeded, and the run deadlocked). A paused DAG's runs are left alone by the scheduler.
     assert _airflow(stack, "dags", "pause", "daily_batch").returncode == 0
-    # A manual run of a daily DAG processes the last complete day before its logical date.
-    the_next_day = (days[-1] + timedelta(days=1)).isoformat()
+    # A manual run of a daily DAG processes the last complete day before its logical date (this
+    # `dags test` replaces the run triggered above, which had the same logical date).
     started = time.time()
     tested = _airflow(stack, "dags", "test", "daily_batch", the_next_day, timeout=900)
     output = (tested.stdout + tested.stderr).splitlines()
