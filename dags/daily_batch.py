@@ -31,24 +31,26 @@ Spark steps run through `spark-submit` with `ADCLICK_SPARK_MASTER`. Catch-up is 
 (`ADCLICK_BATCH_CATCHUP`) from `ADCLICK_BATCH_START_DATE`; the DAG is paused when first
 deployed: unpause it to run daily.
 Backfill: the UI's "Backfill" button, or `airflow backfill create --dag-id daily_batch
---from-date 2026-11-01 --to-date 2026-11-03`. Rerunning a day gives identical tables.
+--from-date 2026-11-01 --to-date 2026-11-03`. One chosen day through the scheduler: "Trigger"
+with the param `day` (`airflow dags trigger daily_batch -c '{"day": "2026-11-02"}'`); a manual
+run without it recomputes the day before it was triggered. Rerunning a day gives identical tables.
 """
 
 from __future__ import annotations
 
-from airflow.sdk import dag, task
+from airflow.sdk import Param, dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from batch_layer.dag_support import (
     DEFAULT_ARGS,
     GOLD_DAILY,
+    as_of,
     batch_pool,
     catchup,
     on_run_failure,
     register_tables,
-    spark_submit,
+    spark_submit_on,
     start_date,
-    the_day,
 )
 
 
@@ -62,10 +64,18 @@ from batch_layer.dag_support import (
     on_failure_callback=on_run_failure,  # a failed run alerts (adclick.alerts)
     tags=["adclick", "batch"],
     doc_md=__doc__,
+    params={
+        "day": Param(
+            None,
+            type=["null", "string"],
+            description="a manual run recomputes this day (YYYY-MM-DD); empty: the day its data "
+            "interval starts on (a manual run: the day before it was triggered)",
+        )
+    },
 )
 def daily_batch():
     @task.sensor(poke_interval=120, timeout=12 * 3600, mode="reschedule")
-    def bronze_complete(data_interval_start=None):
+    def bronze_complete(data_interval_start=None, params=None):
         from airflow.sdk import PokeReturnValue
 
         from adclick.contract import now_utc
@@ -73,7 +83,7 @@ def daily_batch():
         from batch_layer.pipeline import bronze_complete as check
         from batch_layer.pipeline import in_turn
 
-        settings, day = get_settings(), the_day(data_interval_start)
+        settings, day = get_settings(), as_of(params, data_interval_start)
         done, why = check(settings, day, now_utc())
         print(f"bronze complete: {done} ({why})")
         turn, order = in_turn(settings, day)
@@ -81,12 +91,13 @@ def daily_batch():
         return PokeReturnValue(is_done=done and turn)
 
     @task.bash(outlets=[GOLD_DAILY], pool=batch_pool())
-    def recompute_day(data_interval_start=None, outlet_events=None) -> str:
+    def recompute_day(data_interval_start=None, params=None, outlet_events=None) -> str:
         # The event is emitted only if the task succeeds: the day passed every gate and the
         # watermark is at or past it (a rerun of an older day leaves it there), so every day up to
         # it is final.
-        outlet_events[GOLD_DAILY].extra = {"day": the_day(data_interval_start).isoformat()}
-        return spark_submit("day", data_interval_start)
+        day = as_of(params, data_interval_start)
+        outlet_events[GOLD_DAILY].extra = {"day": day.isoformat()}
+        return spark_submit_on("day", day)
 
     (bronze_complete() >> recompute_day() >> register_tables())
 

@@ -142,7 +142,9 @@ def _run_states(stack: Settings) -> dict[str, str]:
 
     out = _airflow(stack, "dags", "list-runs", "daily_batch", "-o", "json")
     assert out.returncode == 0, out.stderr[-2000:]
-    return {r["logical_date"][:10]: r["state"] for r in airflow_json(out.stdout)}
+    runs = airflow_json(out.stdout)
+    by_day = {(r["logical_date"] or "")[:10]: r["state"] for r in runs}
+    return by_day | {r["run_id"]: r["state"] for r in runs}
 
 
 def _fresh_daily_batch(stack: Settings, timeout_s: float = 240) -> None:
@@ -175,6 +177,36 @@ def _wait_landed(spark, stack: Settings, days: list[date], want: int, timeout_s:
     raise AssertionError(f"only {landed} of {want} records landed in bronze")
 
 
+def _free_the_active_run(stack: Settings, wait_s: float = 90) -> None:
+    """Mark failed the scheduled run the unpaused DAG starts for yesterday: in the test stack it
+    waits 48 hours for its late-arrival grace (tests/conftest.py) and holds daily_batch's one
+    active run, so a manual run would stay queued behind it (backfill runs are not counted)."""
+    import httpx
+
+    from infra.airflow_service import airflow_json
+
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        out = _airflow(stack, "dags", "list-runs", "daily_batch", "-o", "json")
+        runs = [r for r in airflow_json(out.stdout) if r["run_id"].startswith("scheduled__")]
+        if runs:
+            break
+        time.sleep(5)
+    else:
+        return
+    password = stack.airflow_admin_password.get_secret_value()
+    login = {"username": stack.airflow_admin_user, "password": password}
+    token = httpx.post(f"{stack.airflow_url}/auth/token", json=login, timeout=10).json()["access_token"]
+    for run in runs:
+        patched = httpx.patch(
+            f"{stack.airflow_url}/api/v2/dags/daily_batch/dagRuns/{run['run_id']}",
+            headers={"Authorization": f"Bearer {token}"},
+            json={"state": "failed"},
+            timeout=30,
+        )
+        assert patched.status_code == 200, patched.text[-1000:]
+
+
 def _recompute_intervals(stack: Settings) -> list[tuple[datetime, datetime, str]]:
     """(start, end, run id) of daily_batch's recompute_day in each of its runs, by start."""
     from infra.airflow_service import airflow_json
@@ -203,8 +235,20 @@ def test_daily_batch_backfill_through_the_airflow_cli_then_dags_test(stack: Sett
     truth = _send_days(stack, days[0], 2, clicks=300, seed=616)
     _wait_landed(spark, stack, days, truth.events_sent)
 
+    # A manual run of the later day (the param `day`), started just before the backfill, as a
+    # scheduled or catch-up run would be: Airflow runs a backfill beside the DAG's own run.
+    racer = f"race__{days[-1].isoformat()}"
     for _ in range(4):  # SQLite (the local Airflow database) can be locked by the scheduler
         _fresh_daily_batch(stack)
+        _free_the_active_run(stack)
+        triggered = _airflow(
+            stack, "dags", "trigger", "daily_batch", "--run-id", racer, "-c", f'{{"day": "{days[-1]}"}}'
+        )
+        created = triggered
+        if triggered.returncode != 0:
+            assert "database is locked" in triggered.stdout + triggered.stderr, triggered.stderr[-2000:]
+            time.sleep(5)
+            continue
         created = _airflow(
             stack,
             "backfill", "create", "--dag-id", "daily_batch",
@@ -215,19 +259,8 @@ def test_daily_batch_backfill_through_the_airflow_cli_then_dags_test(stack: Sett
             break
         time.sleep(5)
     assert created.returncode == 0, created.stdout[-2000:] + created.stderr[-2000:]
-    # A manual run of the later day, started beside the backfill (as a scheduled or catch-up run
-    # would be): a manual run dated the day after recomputes that day.
-    the_next_day = (days[-1] + timedelta(days=1)).isoformat()
-    for _ in range(4):
-        triggered = _airflow(
-            stack, "dags", "trigger", "daily_batch", "--logical-date", f"{the_next_day}T00:00:00+00:00"
-        )
-        if triggered.returncode == 0 or "database is locked" not in triggered.stdout + triggered.stderr:
-            break
-        time.sleep(5)
-    assert triggered.returncode == 0, triggered.stdout[-2000:] + triggered.stderr[-2000:]
     deadline = time.monotonic() + 1500
-    wanted = {d.isoformat() for d in days} | {the_next_day}
+    wanted = {d.isoformat() for d in days} | {racer}
     while time.monotonic() < deadline:
         states = _run_states(stack)
         if all(states.get(d) in ("success", "failed") for d in wanted):
@@ -254,8 +287,8 @@ def test_daily_batch_backfill_through_the_airflow_cli_then_dags_test(stack: Sett
     # the same run's tasks too (it did: the test's own bronze_complete was refused as already
     # succeeded, and the run deadlocked). A paused DAG's runs are left alone by the scheduler.
     assert _airflow(stack, "dags", "pause", "daily_batch").returncode == 0
-    # A manual run of a daily DAG processes the last complete day before its logical date (this
-    # `dags test` replaces the run triggered above, which had the same logical date).
+    # A manual run of a daily DAG processes the last complete day before its logical date.
+    the_next_day = (days[-1] + timedelta(days=1)).isoformat()
     started = time.time()
     tested = _airflow(stack, "dags", "test", "daily_batch", the_next_day, timeout=900)
     output = (tested.stdout + tested.stderr).splitlines()

@@ -112,12 +112,23 @@ def test_recompute_day_runs_the_day_in_one_submit_and_emits_the_gold_asset(dagba
     assert GOLD_DAILY.uri == "adclick://gold/ad_clicks_daily"
     commands = []
     monkeypatch.setitem(
-        task.python_callable.__globals__, "spark_submit", lambda step, start: commands.append(step) or "true"
+        task.python_callable.__globals__,
+        "spark_submit_on",
+        lambda step, day: commands.append((step, day.isoformat())) or "true",
     )
     events = OutletEventAccessors()
     task.python_callable(data_interval_start=pendulum.datetime(2026, 10, 31, tz="UTC"), outlet_events=events)
     assert events[GOLD_DAILY].extra == {"day": "2026-10-31"}
-    assert commands == ["day"]  # silver, quality, gold, reconcile, watermark: one JVM
+    assert commands == [("day", "2026-10-31")]  # silver, quality, gold, reconcile, watermark: one JVM
+    # A manual run given the param `day` recomputes that day, whatever its data interval.
+    task.python_callable(
+        data_interval_start=pendulum.datetime(2026, 12, 7, tz="UTC"),
+        params={"day": "2026-11-20"},
+        outlet_events=(events := OutletEventAccessors()),
+    )
+    assert events[GOLD_DAILY].extra == {"day": "2026-11-20"}
+    assert commands[-1] == ("day", "2026-11-20")
+    assert dagbag.dags["daily_batch"].params["day"] is None  # scheduled and backfill runs: their interval
     assert [t for t in dagbag.dags["daily_batch"].tasks if t.outlets] == [task]  # the only producer
     assert task.pool == Settings().batch_pool == "adclick_batch"  # one day at a time, every run
 
