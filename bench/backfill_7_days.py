@@ -28,7 +28,7 @@ import time
 from datetime import UTC, date, datetime, timedelta
 
 from adclick.settings import Settings
-from bench.daily_dag_small_day import STEP_DONE, _gold_clicks
+from bench.daily_dag_small_day import STEP_DONE, _gold_clicks, wait_landed
 from bench.result import write_result
 
 CLICKS = int(os.environ.get("BENCH_DAG_CLICKS", "4000"))
@@ -106,7 +106,6 @@ def _spark_work(settings: Settings, run_ids: list[str]) -> dict[str, float]:
 def run(settings: Settings, context: dict) -> dict:
     import pyspark.sql.functions as F
 
-    from adclick import stream_status
     from adclick.spark import get_spark
     from batch_layer.lake import read_if_exists
     from batch_layer.ops import batch_watermark
@@ -146,17 +145,7 @@ def run(settings: Settings, context: dict) -> dict:
         rows = read_if_exists(spark, settings, "bronze.events")
         return 0 if rows is None else rows.where(F.col("event_date").isin(days)).count()
 
-    deadline = time.monotonic() + 900
-    while landed() < truth.events_sent:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"bronze did not land {truth.events_sent:,} rows of {days[0]}..{days[-1]}")
-        time.sleep(5)
-    spark.stop()  # no second Spark driver competing with the runs for the CPU
-    deadline = time.monotonic() + 1200
-    while (stream_status.lag(settings, "speed_minute") or 0) > 0:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the speed layer did not catch up with Kafka in 1200 s")
-        time.sleep(5)
+    wait_landed(spark, settings, landed, truth.events_sent, f"{days[0]}..{days[-1]}", timeout_s=1200)
 
     if airflow_cli(settings, "dags", "unpause", "daily_batch").returncode != 0:
         raise RuntimeError("could not unpause daily_batch")

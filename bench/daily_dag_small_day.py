@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
 from adclick.settings import Settings
@@ -57,6 +58,27 @@ def pick_day(watermark: date | None, today: date, is_empty) -> date:
     raise RuntimeError(f"no day without bronze rows that the watermark ({watermark}) lets a run finalise")
 
 
+def wait_landed(
+    spark, settings: Settings, landed: Callable[[], int], want: int, what: str, timeout_s: float = 900
+) -> None:
+    """Wait until ``landed()`` reaches ``want`` bronze rows, stop ``spark`` (no second driver
+    competing with the runs for the CPU), then wait until the speed layer has caught up with Kafka:
+    a daily run starts hours after its day closed, the stream long caught up."""
+    from adclick import stream_status
+
+    deadline = time.monotonic() + timeout_s
+    while landed() < want:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"bronze did not land {want:,} rows of {what} in {timeout_s:.0f} s")
+        time.sleep(3)
+    spark.stop()
+    deadline = time.monotonic() + timeout_s
+    while (stream_status.lag(settings, "speed_minute") or 0) > 0:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the speed layer did not catch up with Kafka in {timeout_s:.0f} s")
+        time.sleep(3)
+
+
 def _gold_clicks(spark, settings: Settings, day: date) -> int:
     import pyspark.sql.functions as F
 
@@ -68,7 +90,6 @@ def _gold_clicks(spark, settings: Settings, day: date) -> int:
 
 
 def run(settings: Settings, context: dict) -> dict:
-    from adclick import stream_status
     from adclick.spark import get_spark
     from batch_layer.ops import batch_watermark
     from infra.airflow_service import airflow_cli
@@ -92,18 +113,7 @@ def run(settings: Settings, context: dict) -> dict:
     sent = send_to_kafka(generate_timed(config, truth), settings=settings)
     if sent.failed or sent.invalid:
         raise RuntimeError(f"sending failed: {sent}")
-    deadline = time.monotonic() + 600
-    while _bronze_rows(spark, settings, day) < truth.events_sent:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"bronze did not land {truth.events_sent:,} rows of {day} in 600 s")
-        time.sleep(3)
-    spark.stop()  # no second Spark driver competing with the run for the CPU
-    # A daily run starts hours after its day closed, the stream long caught up: so does this one.
-    deadline = time.monotonic() + 600
-    while (stream_status.lag(settings, "speed_minute") or 0) > 0:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the speed layer did not catch up with Kafka in 600 s")
-        time.sleep(3)
+    wait_landed(spark, settings, lambda: _bronze_rows(spark, settings, day), truth.events_sent, str(day))
 
     paused = airflow_cli(settings, "dags", "pause", "daily_batch")
     if paused.returncode != 0:
