@@ -114,12 +114,6 @@ def run(settings: Settings, context: dict) -> dict:
     from traffic.sinks import send_to_kafka
     from traffic.truth import Truth
 
-    if _dag_catchup(settings):
-        raise RuntimeError(
-            "daily_batch has catch-up on: unpausing it for the backfill would start a catch-up from "
-            "ADCLICK_BATCH_START_DATE beside it. Start the stack with ADCLICK_BATCH_CATCHUP=false "
-            "(`python -m bench` does when it starts the stack itself)"
-        )
     spark = get_spark("bench-backfill", settings=settings)
     bronze = read_if_exists(spark, settings, "bronze.events")
     filled = set() if bronze is None else {r[0] for r in bronze.select("event_date").distinct().collect()}
@@ -147,6 +141,12 @@ def run(settings: Settings, context: dict) -> dict:
 
     wait_landed(spark, settings, landed, truth.events_sent, f"{days[0]}..{days[-1]}", timeout_s=1200)
 
+    if _dag_catchup(settings):
+        raise RuntimeError(
+            "daily_batch has catch-up on: unpausing it for the backfill would start a catch-up from "
+            "ADCLICK_BATCH_START_DATE beside it. Start the stack with ADCLICK_BATCH_CATCHUP=false "
+            "(`python -m bench` does when it starts the stack itself)"
+        )
     if airflow_cli(settings, "dags", "unpause", "daily_batch").returncode != 0:
         raise RuntimeError("could not unpause daily_batch")
     print(f"backfill_7_days: airflow backfill create {days[0]}..{days[-1]} ...", flush=True)
