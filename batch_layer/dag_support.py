@@ -25,6 +25,10 @@ GOLD_MONTHLY = Asset(name="gold.ad_clicks_monthly", uri="adclick://gold/ad_click
 
 
 def _day(context: dict[str, Any]) -> str | None:
+    """The day a failed run worked on: the param ``day`` of a manual run, else its interval's."""
+    requested = (context.get("params") or {}).get("day")
+    if requested:
+        return str(requested)
     interval = context.get("data_interval_start")
     if interval is None:
         interval = getattr(context.get("dag_run"), "data_interval_start", None)

@@ -169,6 +169,16 @@ def test_a_failed_task_alerts_with_its_dag_task_day_and_log(configured: Receiver
         "error": "spark-submit exited 1",
         "log_url": "http://af/log",
     }
+    # A manual daily_batch run given the param `day` worked on that day, not on its interval's.
+    on_failure(
+        {
+            "ti": ti,
+            "data_interval_start": pendulum.datetime(2026, 12, 7, tz="UTC"),
+            "params": {"day": "2026-11-20"},
+            "exception": RuntimeError("gate"),
+        }
+    )
+    assert configured.bodies()[-1]["day"] == "2026-11-20"
 
 
 def test_a_failed_run_alerts_even_with_the_minimal_context(configured: Receiver) -> None:
